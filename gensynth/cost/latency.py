@@ -1,0 +1,84 @@
+"""Batch-1 CPU latency of a PyTorch model or an exported ONNX file."""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+@dataclass
+class LatencyReport:
+    """Per-inference wall-clock statistics in milliseconds."""
+
+    median_ms: float
+    p90_ms: float
+    min_ms: float
+    runs: int
+    threads: int
+    backend: str = "torch"
+
+
+def _time(call: Callable[[], object], runs: int, warmup: int) -> tuple[float, float, float]:
+    """(median, nearest-rank p90, min) in ms of ``runs`` calls after ``warmup`` calls."""
+    if runs < 1:
+        raise ValueError(f"runs must be >= 1, got {runs}")
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1e3)
+    times.sort()
+    return statistics.median(times), times[math.ceil(0.9 * runs) - 1], times[0]
+
+
+def measure_latency(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    runs: int = 20,
+    warmup: int = 5,
+    threads: int = 1,
+) -> LatencyReport:
+    """Time batch-1 eval-mode inference with ``threads`` intra-op threads."""
+    x = torch.randn(1, *input_shape)
+    was_training, old_threads = model.training, torch.get_num_threads()
+    model.eval()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            stats = _time(lambda: model(x), runs, warmup)
+    finally:
+        torch.set_num_threads(old_threads)
+        model.train(was_training)
+    return LatencyReport(*stats, runs=runs, threads=threads)
+
+
+def measure_onnx_latency(
+    onnx_path: str | Path,
+    input_shape: tuple[int, int, int],
+    runs: int = 20,
+    warmup: int = 5,
+    threads: int = 1,
+) -> LatencyReport:
+    """Time batch-1 inference of an ONNX file on onnxruntime's CPU provider."""
+    try:
+        import onnxruntime as ort
+    except ImportError as err:
+        raise ImportError("onnxruntime is not installed: pip install 'gensynth[onnx]'") from err
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(
+        str(onnx_path), options, providers=["CPUExecutionProvider"]
+    )
+    feed = {session.get_inputs()[0].name: torch.randn(1, *input_shape).numpy()}
+    stats = _time(lambda: session.run(None, feed), runs, warmup)
+    return LatencyReport(*stats, runs=runs, threads=threads, backend="onnxruntime")

@@ -1,0 +1,209 @@
+"""Search spaces as data: loading a space YAML, sampling genomes, genome → graph."""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserError
+from ..ir import serialize
+from ..ir.graph import ArchGraph
+from .families import FAMILIES
+from .genes import Choice, Chooser, Gene, Genome, RandomChooser, Repeat, ReplayChooser, gene_names, space_size, walk
+
+_KEYS = {"name", "family", "description", "deployment", "proxy", "genes", "seed", "seed_genome"}
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The shape that params, MACs and latency are reported at."""
+
+    channels: int = 3
+    resolution: int = 224
+    num_classes: int = 1000
+
+
+@dataclass(frozen=True)
+class ProxyAdaptation:
+    """How a candidate is adapted for proxy training (see :func:`gensynth.ir.for_proxy`)."""
+
+    resolution: int = 32
+    skip_reductions: int = 1
+
+
+@dataclass
+class SearchSpace:
+    """A family of architectures and the choices that span it."""
+
+    name: str
+    family: str
+    genes: tuple[Gene, ...]
+    description: str = ""
+    deployment: Deployment = field(default_factory=Deployment)
+    proxy: ProxyAdaptation = field(default_factory=ProxyAdaptation)
+    seed_genome: Genome | None = None
+    seed_path: Path | None = None
+    path: Path | None = None
+
+    def sample(self, seed: int | random.Random) -> Genome:
+        """A uniformly random genome, deterministic for ``seed``."""
+        return walk(self.genes, RandomChooser(seed))
+
+    def suggest(self, chooser: Chooser) -> Genome:
+        """A genome decided by ``chooser`` (an Optuna trial, for instance)."""
+        return walk(self.genes, chooser)
+
+    def check(self, genome: Genome) -> Genome:
+        """Return ``genome`` if it belongs to this space; else raise ``UserError``."""
+        try:
+            replayed = walk(self.genes, ReplayChooser(genome))
+        except (KeyError, ValueError) as err:
+            raise UserError(f"space '{self.name}': {err.args[0]}") from None
+        extra = sorted(set(genome) - set(replayed))
+        if extra:
+            raise UserError(f"space '{self.name}': gene '{extra[0]}' is not part of this genome")
+        return replayed
+
+    def to_graph(self, genome: Genome, name: str | None = None) -> ArchGraph:
+        """Build the architecture graph of ``genome``."""
+        graph = FAMILIES[self.family].build(genome, self)
+        if name:
+            graph.g.graph["name"] = name
+        return graph
+
+    def size(self) -> int:
+        """The number of distinct genomes (column permutations count separately)."""
+        return space_size(self.genes)
+
+    def seed_graph(self) -> ArchGraph | None:
+        """The seed architecture shipped beside the space, if any."""
+        return serialize.load(self.seed_path) if self.seed_path else None
+
+
+def load_space(spec: str | Path) -> SearchSpace:
+    """Load a space by name (one that ships with gensynth) or by YAML path."""
+    path = Path(spec)
+    if path.suffix not in (".yaml", ".yml"):
+        shipped = builtin_spaces()
+        if str(spec) not in shipped:
+            raise UserError(f"unknown space '{spec}' (expected one of: {', '.join(sorted(shipped))}, or a path to a space .yaml)")
+        path = shipped[str(spec)]
+    return parse_space(serialize.read_data_file(path), path)
+
+
+def builtin_spaces() -> dict[str, Path]:
+    """Spaces that ship inside the package: name → YAML path."""
+    root = Path(str(resources.files("gensynth.search_spaces")))
+    return {p.stem: p for p in sorted(root.glob("*.yaml")) if _is_space(p)}
+
+
+def _is_space(path: Path) -> bool:
+    data = serialize.read_data_file(path)
+    return isinstance(data, dict) and "family" in data
+
+
+def parse_space(data: Any, path: Path) -> SearchSpace:
+    """Check a space document key by key; every mistake names the file and the key."""
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping with keys {', '.join(sorted(_KEYS))}")
+    unknown = sorted(set(data) - _KEYS)
+    if unknown:
+        raise UserError(f"{path}: unknown key '{unknown[0]}' (expected one of: {', '.join(sorted(_KEYS))})")
+    for key in ("name", "family", "genes"):
+        if key not in data:
+            raise UserError(f"{path}: missing key '{key}'")
+    family = data["family"]
+    if family not in FAMILIES:
+        raise UserError(f"{path}: key 'family': unknown family {family!r} (expected one of: {', '.join(sorted(FAMILIES))})")
+    genes = _parse_genes(data["genes"], path)
+    _check_family_genes(genes, FAMILIES[family].genes, path)
+    space = SearchSpace(
+        name=_typed(data, "name", str, path),
+        family=family,
+        genes=genes,
+        description=str(data.get("description", "")).strip(),
+        deployment=_dataclass(Deployment, data.get("deployment", {}), "deployment", path),
+        proxy=_dataclass(ProxyAdaptation, data.get("proxy", {}), "proxy", path),
+        path=path,
+    )
+    if "seed_genome" in data:
+        space.seed_genome = _seed_genome(space, data["seed_genome"], path)
+    if "seed" in data:
+        space.seed_path = path.parent / _typed(data, "seed", str, path)
+        if not space.seed_path.is_file():
+            raise UserError(f"{path}: key 'seed': no such file {space.seed_path}")
+    return space
+
+
+def _seed_genome(space: SearchSpace, genome: Any, path: Path) -> Genome:
+    if not isinstance(genome, dict):
+        raise UserError(f"{path}: key 'seed_genome' must be a mapping of gene → value")
+    try:
+        return space.check(genome)
+    except UserError as err:
+        raise UserError(f"{path}: key 'seed_genome': {str(err).split(': ', 1)[1]}") from None
+
+
+def _parse_genes(raw: Any, path: Path) -> tuple[Gene, ...]:
+    if not isinstance(raw, dict) or not raw:
+        raise UserError(f"{path}: key 'genes' must be a non-empty mapping of gene → list of options")
+    genes: list[Gene] = []
+    for name, value in raw.items():
+        if isinstance(value, dict):
+            genes.append(_parse_repeat(str(name), value, path))
+        else:
+            genes.append(Choice(str(name), _options(value, f"genes.{name}", path)))
+    return tuple(genes)
+
+
+def _parse_repeat(prefix: str, raw: dict[str, Any], path: Path) -> Repeat:
+    where = f"genes.{prefix}"
+    if set(raw) != {"count", "genes"}:
+        raise UserError(f"{path}: key '{where}' is a repeated group and needs exactly 'count' and 'genes', got {sorted(raw)}")
+    counts = _options(raw["count"], f"{where}.count", path)
+    if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 1 for c in counts):
+        raise UserError(f"{path}: key '{where}.count' must be a list of positive integers, got {counts!r}")
+    body = raw["genes"]
+    if not isinstance(body, dict) or not body:
+        raise UserError(f"{path}: key '{where}.genes' must be a non-empty mapping of gene → list of options")
+    return Repeat(prefix, tuple(counts), tuple(Choice(str(k), _options(v, f"{where}.genes.{k}", path)) for k, v in body.items()))
+
+
+def _options(value: Any, where: str, path: Path) -> tuple[Any, ...]:
+    if not isinstance(value, list) or not value:
+        raise UserError(f"{path}: key '{where}' must be a non-empty list of options, got {value!r}")
+    for option in value:
+        if not isinstance(option, (str, int, float, bool)):
+            raise UserError(f"{path}: key '{where}': option {option!r} must be a string, number or boolean")
+    if len(set(map(repr, value))) != len(value):
+        raise UserError(f"{path}: key '{where}' lists an option twice: {value!r}")
+    return tuple(value)
+
+
+def _check_family_genes(genes: tuple[Gene, ...], wanted: frozenset[str], path: Path) -> None:
+    have = gene_names(genes)
+    missing, extra = sorted(wanted - have), sorted(have - wanted)
+    if missing:
+        raise UserError(f"{path}: key 'genes': missing gene '{missing[0]}' that the family reads")
+    if extra:
+        raise UserError(f"{path}: key 'genes': unknown gene '{extra[0]}' (the family reads: {', '.join(sorted(wanted))})")
+
+
+def _typed(data: dict[str, Any], key: str, kind: type, path: Path) -> Any:
+    if not isinstance(data[key], kind):
+        raise UserError(f"{path}: key '{key}' must be {kind.__name__}, got {data[key]!r}")
+    return data[key]
+
+
+def _dataclass(cls: type, raw: Any, key: str, path: Path) -> Any:
+    fields = cls.__dataclass_fields__
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: key '{key}' must be a mapping with {', '.join(fields)}")
+    for name, value in raw.items():
+        if name not in fields:
+            raise UserError(f"{path}: unknown key '{key}.{name}' (expected one of: {', '.join(fields)})")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise UserError(f"{path}: key '{key}.{name}' must be a non-negative integer, got {value!r}")
+    return cls(**raw)

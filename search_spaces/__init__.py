@@ -1,0 +1,1 @@
+"""Search spaces shipped with gensynth (YAML data), found with importlib.resources."""
