@@ -1,0 +1,36 @@
+# Set-up on a fresh machine: `make demo` (install + main job), `make test` (install + whole suite).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.gensynth-installed
+DEMO := runs/demo
+
+.PHONY: install demo test test-fast bench clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+# torch first, pinned to the local CPU wheel, so nothing else can pull a CUDA build.
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev,onnx,ray]"
+	@command -v dot >/dev/null || echo "note: graphviz's 'dot' is missing (apt-get install graphviz): diagrams fall back to .dot text"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/gensynth spaces sample dcac --seed 0 --out $(DEMO)/arch.yaml
+	$(VENV)/bin/gensynth inspect $(DEMO)/arch.yaml --draw $(DEMO)/arch.svg
+
+test: install
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
+
+bench: install
+	$(PY) experiments/bench_core.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

@@ -1,0 +1,47 @@
+"""The ``gensynth`` command: parse arguments, dispatch, turn user errors into one line and exit 2."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn, Sequence
+
+from ..errors import UserError
+from . import inspect_cmd, spaces_cmd
+
+COMMANDS = (spaces_cmd, inspect_cmd)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line (and exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def make_parser() -> Parser:
+    parser = Parser(
+        prog="gensynth",
+        description="Neural-architecture search by generative synthesis. "
+        "Sample, inspect and search architectures of a search space under design-rule constraints.",
+        epilog="Run 'gensynth COMMAND --help' for a command's options.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
+    for command in COMMANDS:
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except UserError as err:
+        print(f"gensynth: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gensynth: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
