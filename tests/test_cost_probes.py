@@ -195,3 +195,18 @@ def test_peak_memory_of_a_chain() -> None:
 def test_peak_memory_keeps_skip_input_alive() -> None:
     # x stays alive across conv for the add: x + conv + sum are live at the add.
     assert peak_activation_bytes(Residual(), (4, 8, 8)) == 3 * 4 * 8 * 8 * 4
+
+
+class _BlockLeafTracer(fx.Tracer):
+    """Keeps ``Residual`` as one ``call_module`` node, as a graph builder would."""
+
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        return isinstance(module, Residual) or super().is_leaf_module(module, qualified_name)
+
+
+def test_peak_memory_opens_up_graph_module_blocks() -> None:
+    model = nn.Sequential(Residual(), nn.ReLU())
+    blocks = fx.GraphModule(model, _BlockLeafTracer().trace(model))
+    assert [n.op for n in blocks.graph.nodes].count("call_module") == 2
+    assert peak_activation_bytes(blocks, (4, 8, 8)) == peak_activation_bytes(model, (4, 8, 8))
+    assert peak_activation_bytes(model, (4, 8, 8)) == 3 * 4 * 8 * 8 * 4

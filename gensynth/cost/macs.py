@@ -94,11 +94,11 @@ def _conv(transposed: Callable[[list[Any]], bool]) -> CountFn:
     return count
 
 
-def _matmul(a: int, b: int) -> CountFn:
-    """MACs of a (batched, broadcast) matrix product of inputs ``a`` and ``b``."""
+def _matmul(left: int) -> CountFn:
+    """(Batched, broadcast) matrix product: output elements * inner size of input ``left``."""
 
     def count(inputs: list[Any], outputs: list[Any]) -> int:
-        return _numel(outputs[0]) * get_shape(inputs[a])[-1]
+        return _numel(outputs[0]) * get_shape(inputs[left])[-1]
 
     return count
 
@@ -139,11 +139,11 @@ _MAC_OPS: dict[str, CountFn] = {
     "aten::conv_transpose2d": _conv(lambda inputs: True),
     "aten::conv_transpose3d": _conv(lambda inputs: True),
     "aten::linear": _linear,
-    "aten::addmm": _matmul(1, 2),
-    "aten::mm": _matmul(0, 1),
-    "aten::matmul": _matmul(0, 1),
-    "aten::bmm": _matmul(0, 1),
-    "aten::baddbmm": _matmul(1, 2),
+    "aten::addmm": _matmul(1),
+    "aten::mm": _matmul(0),
+    "aten::matmul": _matmul(0),
+    "aten::bmm": _matmul(0),
+    "aten::baddbmm": _matmul(1),
     "aten::einsum": _einsum,
 }
 

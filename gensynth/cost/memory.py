@@ -2,11 +2,12 @@
 
 An estimate of eager batch-1 inference with immediate freeing: every node's
 output is allocated when the node runs (while its inputs are still alive) and
-freed after its last user; the input is an activation like any other.  Leaf
-modules (``Conv2d``, ``BatchNorm2d``, ... -- or every ``call_module`` node of a
-given ``GraphModule``) are single ops whose internal temporaries are not seen;
-views and in-place ops are counted as fresh allocations; parameters and buffers
-are not activations.
+freed after its last user; the input is an activation like any other.  The
+model -- a ``GraphModule`` included -- is re-traced with ``fx.symbolic_trace``,
+so custom blocks are opened up, while ``torch.nn`` leaf modules (``Conv2d``,
+``BatchNorm2d``, ...) are single ops whose internal temporaries are not seen.
+Views and in-place ops count as fresh allocations; parameters and buffers are
+not activations.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def peak_activation_bytes(model: nn.Module, input_shape: tuple[int, int, int]) -
     was_training = model.training
     model.eval()
     try:
-        graph_module = model if isinstance(model, fx.GraphModule) else fx.symbolic_trace(model)
+        graph_module = fx.symbolic_trace(model)
         with torch.no_grad():
             ShapeProp(graph_module).propagate(torch.randn(1, *input_shape))
     finally:

@@ -62,7 +62,7 @@ def _read_batches(paths: list[Path]) -> tuple[np.ndarray, np.ndarray]:
         except (TypeError, ValueError):
             batch_labels = None
         if batch_labels is None or batch_labels.shape != (len(data),) or not len(data):
-            raise UserError(f"dataset file '{path}': expected a non-empty batch with one integer b'labels' entry per image")
+            raise UserError(f"dataset file '{path}': expected one integer b'labels' entry per image")
         images.append(data.reshape(-1, 3, 32, 32))
         labels.append(batch_labels)
     return np.concatenate(images), np.concatenate(labels)

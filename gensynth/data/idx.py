@@ -35,11 +35,10 @@ def read_idx(path: Path) -> np.ndarray:
         raise UserError(f"dataset file '{path}': truncated IDX header ({len(raw)} bytes for {ndim} dimensions)")
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     expected = int(np.prod(shape)) * dtype.itemsize
-    if len(raw) - header != expected:
-        problem = "truncated" if len(raw) - header < expected else "trailing bytes in"
-        raise UserError(
-            f"dataset file '{path}': {problem} IDX data (shape {shape} needs {expected} bytes, found {len(raw) - header})"
-        )
+    found = len(raw) - header
+    if found != expected:
+        problem = "truncated" if found < expected else "trailing bytes in"
+        raise UserError(f"dataset file '{path}': {problem} IDX data ({expected} bytes for shape {shape}, found {found})")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -52,6 +51,20 @@ def find_idx_files(folder: Path) -> dict[str, Path] | None:
     return None if None in found.values() else found
 
 
+def _read_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Images (N×1×H×W uint8) and labels (N int64) from an images file and a labels file."""
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if images.ndim != 3 or images.dtype != np.uint8 or len(images) == 0:
+        raise UserError(
+            f"dataset file '{images_path}': expected N×H×W uint8 images, got {images.dtype} {images.shape}"
+        )
+    if labels.shape != (len(images),) or labels.dtype != np.uint8:
+        raise UserError(
+            f"dataset file '{labels_path}': expected {len(images)} uint8 labels, got {labels.dtype} {labels.shape}"
+        )
+    return images[:, None], labels.astype(np.int64)
+
+
 def load_idx_folder(
     folder: Path,
     *,
@@ -61,20 +74,16 @@ def load_idx_folder(
     val_limit: int | None,
     seed: int,
 ) -> ProxyDataset:
-    """Load a folder of the four standard IDX files (named after it unless ``name`` is given); validation is ``t10k``."""
+    """Load the four standard IDX files in ``folder`` (named after it by default); validation is ``t10k``."""
     files = find_idx_files(folder)
     if files is None:
         raise UserError(f"dataset '{folder}': expected IDX files {', '.join(s + '[.gz]' for s in STEMS)}")
-    splits = []
-    for split, limit, offset in (("train", train_limit, 0), ("t10k", val_limit, 1)):
-        images_path, labels_path = files[f"{split}-images-idx3-ubyte"], files[f"{split}-labels-idx1-ubyte"]
-        images, labels = read_idx(images_path), read_idx(labels_path)
-        if images.ndim != 3 or images.dtype != np.uint8 or len(images) == 0:
-            raise UserError(f"dataset file '{images_path}': expected N×H×W uint8 images, got {images.dtype} {images.shape}")
-        if labels.shape != (len(images),) or labels.dtype != np.uint8:
-            raise UserError(f"dataset file '{labels_path}': expected {len(images)} uint8 labels, got {labels.dtype} {labels.shape}")
-        keep = balanced_indices(labels, limit, seed + offset)
-        splits.append((torch.from_numpy(images[keep, None]), torch.from_numpy(labels[keep].astype(np.int64))))
-    (train_x, train_y), (val_x, val_y) = splits
+    train_x, train_y = _read_split(files["train-images-idx3-ubyte"], files["train-labels-idx1-ubyte"])
+    val_x, val_y = _read_split(files["t10k-images-idx3-ubyte"], files["t10k-labels-idx1-ubyte"])
+    train, val = balanced_indices(train_y, train_limit, seed), balanced_indices(val_y, val_limit, seed + 1)
     num_classes = max(len(class_names), int(max(train_y.max(), val_y.max())) + 1)
-    return ProxyDataset(train_x, train_y, val_x, val_y, num_classes, name or folder.name, str(folder.resolve()), class_names)
+    return ProxyDataset(
+        torch.from_numpy(train_x[train]), torch.from_numpy(train_y[train]),
+        torch.from_numpy(val_x[val]), torch.from_numpy(val_y[val]),
+        num_classes, name or folder.name, str(folder.resolve()), class_names,
+    )

@@ -97,11 +97,13 @@ def load_image_folder(root: Path, *, train_limit: int | None, val_limit: int | N
     val_dir = next((root / name for name in VAL_FOLDERS if (root / name).is_dir()), None)
     if (root / "train").is_dir():
         if val_dir is None:
-            raise UserError(f"dataset '{root}': has a train/ folder but no val/ folder (or {', '.join(VAL_FOLDERS[1:])})")
+            alternatives = ", ".join(VAL_FOLDERS[1:])
+            raise UserError(f"dataset '{root}': has a train/ folder but no val/ folder (or {alternatives})")
         classes = _class_names(root / "train")
         unknown = sorted(set(subfolders(val_dir)) - set(classes))
         if unknown:
-            raise UserError(f"dataset '{root}': class folders in {val_dir.name}/ but not in train/: {', '.join(unknown)}")
+            missing = ", ".join(unknown)
+            raise UserError(f"dataset '{root}': {val_dir.name}/ has class folders missing from train/: {missing}")
         train_files, train_y = _scan(root / "train", classes)
         val_files, val_y = _scan(val_dir, classes)
         if not val_files:

@@ -39,7 +39,7 @@ class ProxyDataset:
             if x.dtype != torch.uint8 or x.dim() != 4:
                 raise ValueError(f"{split}_x must be a uint8 N×C×H×W tensor, got {x.dtype} {tuple(x.shape)}")
             if y.dtype != torch.int64 or y.shape != (len(x),):
-                raise ValueError(f"{split}_y must be an int64 tensor of {len(x)} labels, got {y.dtype} {tuple(y.shape)}")
+                raise ValueError(f"{split}_y must be {len(x)} int64 labels, got {y.dtype} {tuple(y.shape)}")
             if len(y) and not 0 <= int(y.min()) <= int(y.max()) < self.num_classes:
                 raise ValueError(f"{split}_y has labels outside [0, {self.num_classes})")
         if self.train_x.shape[1:] != self.val_x.shape[1:]:
@@ -117,11 +117,11 @@ def _channel_stats(x: torch.Tensor, channels: int, name: str) -> tuple[torch.Ten
     elif native == 3 and channels == 1:
         planes, levels = [x.sum(dim=1, dtype=torch.int16)], 3 * 255
     else:
-        raise UserError(f"dataset '{name}': cannot adapt {native}-channel images to {channels} channels (supported: 1 or 3)")
+        raise UserError(f"dataset '{name}': cannot adapt {native}-channel images to {channels} channels (only 1 ↔ 3)")
     values = torch.arange(levels + 1, dtype=torch.float64) / levels
     means, stds = [], []
     for plane in planes:
-        hist = torch.bincount(plane.reshape(-1).long(), minlength=levels + 1).double()
+        hist = torch.bincount(plane.reshape(-1), minlength=levels + 1).double()
         mean = (hist * values).sum() / hist.sum().clamp(min=1)
         var = (hist * (values - mean) ** 2).sum() / hist.sum().clamp(min=1)
         means.append(mean)

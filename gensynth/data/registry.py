@@ -21,7 +21,10 @@ FASHION_MNIST_ENV = "GENSYNTH_FASHION_MNIST"
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
-EXPECTED = "expected 'fashion-mnist', an ImageFolder directory, a CIFAR-10 python-batches directory or a directory of IDX files"
+EXPECTED = (
+    "expected 'fashion-mnist', an ImageFolder directory, a CIFAR-10 python-batches directory"
+    " or a directory of IDX files"
+)
 
 LOADERS: dict[str, Callable[..., ProxyDataset]] = {
     FASHION_MNIST: partial(load_idx_folder, name=FASHION_MNIST, class_names=FASHION_MNIST_CLASSES),

@@ -1,0 +1,46 @@
+"""Rule 4: beat the reference architectures, measured in the same run with the same protocol."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from gensynth.constraint import Candidate, Constraint, RunContext, Verdict
+from gensynth.errors import UserError
+from gensynth.ir.serialize import load
+
+HIGHER_IS_BETTER = {"accuracy", "score"}
+LOWER_IS_BETTER = {"params", "macs", "latency_ms"}
+
+
+class ReferenceBeating(Constraint):
+    """The candidate beats each configured reference architecture on each configured metric (same run, same protocol)."""
+
+    name = "reference_beating"
+    stage = "measured"
+
+    def __init__(self, references: list[str], metrics: tuple[str, ...] | list[str] = ("accuracy", "latency_ms")):
+        if not references:
+            raise UserError("reference_beating: 'references' must list at least one architecture file")
+        unknown = sorted(set(metrics) - HIGHER_IS_BETTER - LOWER_IS_BETTER)
+        if unknown:
+            raise UserError(f"reference_beating: unknown metric '{unknown[0]}' (expected one of: {', '.join(sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER))})")
+        self.references = [Path(r) for r in references]
+        self.metrics = tuple(metrics)
+        self.requires = self.metrics
+        self.measured: dict[str, dict[str, float]] = {}
+
+    def prepare(self, context: RunContext) -> None:
+        for path in self.references:
+            self.measured[path.stem] = context.measure(load(path), path.stem)
+
+    def check(self, candidate: Candidate) -> Verdict:
+        misses, shortfall = [], 0.0
+        for ref, values in self.measured.items():
+            for metric in self.metrics:
+                mine, theirs = candidate.measurements[metric], values[metric]
+                better = mine > theirs if metric in HIGHER_IS_BETTER else mine < theirs
+                if not better:
+                    misses.append(f"{metric} {mine:.4g} vs {ref} {theirs:.4g}")
+                    shortfall += abs(mine - theirs) / max(abs(theirs), 1e-9)
+        if not misses:
+            return Verdict(True, f"beats {', '.join(self.measured)} on {', '.join(self.metrics)}")
+        return Verdict.judge(False, "does not beat: " + "; ".join(misses), shortfall)

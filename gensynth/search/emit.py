@@ -1,0 +1,97 @@
+"""Emitting the winner: ``final/`` with the graph, GraphML, diagram, ONNX, proxy weights and a summary."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..cost import export_onnx, peak_activation_bytes
+from ..ir import draw, save, write_graphml
+from ..nn.builder import build_model
+from ..ir.graph import ArchGraph
+from .report import front, leaderboard, rejections, row, status_counts
+from .training import proxy_graph
+
+if TYPE_CHECKING:
+    from .run import Search
+
+STEM = "attendnext"
+
+
+def emit_final(search: Search) -> Path:
+    """Write ``final/`` for the best feasible candidate; return the folder."""
+    best = search.best
+    final = search.store.final_dir
+    final.mkdir(exist_ok=True)
+    graph = search.space.to_graph(best["genome"], name=STEM)
+    save(graph, final / f"{STEM}.yaml")
+    write_graphml(graph, final / f"{STEM}.graphml")
+    notes = [_diagram(graph, final), _onnx(graph, final, search.config.export_onnx)]
+    proxy = proxy_graph(graph, search.space.proxy, search.data.num_classes)
+    save(proxy, final / "proxy.yaml")
+    if search.store.best_weights_path.exists():
+        shutil.copyfile(search.store.best_weights_path, final / "weights.pt")
+    (final / "summary.md").write_text(_summary(search, best, [n for n in notes if n]))
+    return final
+
+
+def _diagram(graph: ArchGraph, final: Path) -> str:
+    if shutil.which("dot") is None:
+        draw(graph, final / f"{STEM}.dot")
+        return f"graphviz's `dot` is not installed: wrote {STEM}.dot instead of {STEM}.svg (apt-get install graphviz)."
+    draw(graph, final / f"{STEM}.svg")
+    return ""
+
+
+def _onnx(graph: ArchGraph, final: Path, wanted: bool) -> str:
+    if not wanted:
+        return "ONNX export disabled (export_onnx: false)."
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return "ONNX export skipped: install the extra, pip install 'gensynth[onnx]'."
+    export_onnx(build_model(graph).eval(), graph.input_shape(), final / f"{STEM}.onnx")
+    return ""
+
+
+def _summary(search: Search, best: dict, notes: list[str]) -> str:
+    cfg, records = search.config, search.records
+    m = best["measurements"]
+    graph = search.space.to_graph(best["genome"])
+    peak = peak_activation_bytes(build_model(graph).eval(), graph.input_shape())
+    lines = [
+        f"# {STEM}: the best feasible architecture of run `{search.store.root}`",
+        "",
+        f"Space `{search.space.name}`, seed {cfg.seed}, sampler `{cfg.sampler}`, objective `{search.objective.name}`, "
+        f"budget {cfg.budget}, data `{cfg.data}`.",
+        "",
+        f"- candidate {best['number']}, hash `{best['hash']}`, score {best['score']:.3f}",
+        f"- proxy top-1 {m['accuracy']:.2f} % ({cfg.training.train_images} training images, {cfg.training.epochs} epoch(s), "
+        f"{search.space.proxy.resolution} px, skip_reductions {search.space.proxy.skip_reductions}; {cfg.training.val_images} validation images)",
+        f"- {m['params'] / 1e6:.3f} M params, {m['macs'] / 1e6:.1f} M MACs, peak activations {peak / 2**20:.1f} MiB "
+        f"at {search.space.deployment.resolution} px, {search.space.deployment.num_classes} classes",
+    ]
+    if "latency_ms" in m:
+        lines.append(f"- latency {m['latency_ms']:.2f} ms (torch eager, batch 1, {cfg.latency.threads} thread, median of {cfg.latency.runs}, on the machine that ran the search)")
+    lines += ["", "## Constraints", "", "| constraint | verdict | reason |", "|---|---|---|"]
+    lines += [f"| {n} | {'ok' if v['satisfied'] else 'violated'} | {v['reason']} |" for n, v in best["verdicts"].items()]
+    counts = status_counts(records)
+    lines += ["", "## Run", "", f"{len(records)} proposals: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), ""]
+    lines += ["Rejections per constraint: " + (", ".join(f"{k} {v}" for k, v in rejections(records).most_common()) or "none"), ""]
+    board = leaderboard(records)
+    if search.objective.multi:
+        board = front(records, search.objective.metrics, search.objective.directions)
+        lines += [f"## Pareto front ({', '.join(search.objective.metrics)})", ""]
+    else:
+        lines += ["## Leaderboard", ""]
+    cols = list(row(best))
+    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(row(r).values()) + " |" for r in board]
+    lines += [
+        "", "## Files", "",
+        f"- `{STEM}.yaml` (the graph; `gensynth inspect` it), `{STEM}.graphml`, `{STEM}.svg`, `{STEM}.onnx` (deployment shape, untrained)",
+        "- `weights.pt`: the proxy-trained state dict; it loads into `build_model(load('proxy.yaml'))` "
+        "(the dataset's classes, proxy reductions); every tensor but the classifier's also fits the deployment graph.",
+    ]
+    lines += ["", *[f"Note: {n}" for n in notes]] if notes else []
+    return "\n".join(lines) + "\n"

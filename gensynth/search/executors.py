@@ -1,0 +1,101 @@
+"""Executors run inquisitor tasks: in-process (default) or as Ray tasks on a local or remote cluster.
+
+Only the driver writes the run's storage: executors return results, never files.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, Union
+
+from ..data import ProxyDataset
+from ..errors import UserError
+from .config import SearchConfig
+from .inquisitor import ProbeTask, TaskResult, TrainTask, probe, train
+
+Task = Union[ProbeTask, TrainTask]
+
+
+class Executor(ABC):
+    """Submit tasks, then wait for some of them to finish."""
+
+    capacity: int = 1
+
+    @abstractmethod
+    def start(self, data: ProxyDataset) -> None: ...
+
+    @abstractmethod
+    def submit(self, key: Any, task: Task) -> None: ...
+
+    @abstractmethod
+    def wait(self) -> list[tuple[Any, TaskResult]]:
+        """Block until at least one submitted task finishes; return the finished ``(key, result)`` pairs."""
+
+    def shutdown(self) -> None:
+        """Release workers."""
+
+
+class LocalExecutor(Executor):
+    """Runs each task in this process when it is submitted (deterministic order)."""
+
+    def start(self, data: ProxyDataset) -> None:
+        self.data = data
+        self.done: list[tuple[Any, TaskResult]] = []
+
+    def submit(self, key: Any, task: Task) -> None:
+        result = probe(task) if isinstance(task, ProbeTask) else train(task, self.data)
+        self.done.append((key, result))
+
+    def wait(self) -> list[tuple[Any, TaskResult]]:
+        done, self.done = self.done, []
+        return done
+
+
+class RayExecutor(Executor):
+    """Each task is a Ray task with its own thread budget; a dead worker is retried, then reported failed."""
+
+    def __init__(self, address: str, workers: int, threads: int, max_retries: int):
+        try:
+            import ray
+        except ImportError:
+            raise UserError("--executor ray needs Ray: pip install 'gensynth[ray]'") from None
+        self.ray = ray
+        self.address, self.capacity, self.threads, self.max_retries = address, workers, threads, max_retries
+
+    def start(self, data: ProxyDataset) -> None:
+        ray = self.ray
+        if not ray.is_initialized():
+            if self.address:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+            else:
+                ray.init(num_cpus=self.capacity * self.threads, include_dashboard=False, log_to_driver=False)
+        options = {"num_cpus": self.threads, "max_retries": self.max_retries, "retry_exceptions": False}
+        self._probe = ray.remote(**options)(probe)
+        self._train = ray.remote(**options)(train)
+        self._data = ray.put(data)
+        self._pending: dict[Any, Any] = {}
+
+    def submit(self, key: Any, task: Task) -> None:
+        ref = self._probe.remote(task) if isinstance(task, ProbeTask) else self._train.remote(task, self._data)
+        self._pending[ref] = key
+
+    def wait(self) -> list[tuple[Any, TaskResult]]:
+        ready, _ = self.ray.wait(list(self._pending), num_returns=1)
+        done = []
+        for ref in ready:
+            key = self._pending.pop(ref)
+            try:
+                done.append((key, self.ray.get(ref)))
+            except Exception as err:  # the worker died past its retries, or Ray itself failed
+                reason = f"worker failed after {self.max_retries} retries: {type(err).__name__}: {str(err).splitlines()[0]}"
+                done.append((key, TaskResult(False, reason=reason)))
+        return done
+
+    def shutdown(self) -> None:
+        if not self.address and self.ray.is_initialized():
+            self.ray.shutdown()
+
+
+def make_executor(config: SearchConfig) -> Executor:
+    if config.executor == "ray":
+        return RayExecutor(config.ray_address, config.workers, config.threads_per_worker, config.max_retries)
+    return LocalExecutor()

@@ -1,0 +1,124 @@
+"""The inquisitor: measures a candidate. Two phases, each a picklable task for any executor.
+
+* ``probe``: params, MACs and latency at the deployment shape (peak activation
+  memory, a second forward pass, is measured only for the emitted winner);
+* ``train``: proxy training and validation top-1.
+
+A task never raises: a crash, a diverging loss or running out of memory comes
+back as a failed :class:`TaskResult` with its reason, and the search goes on.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..cost import count_macs, count_params, measure_latency
+from ..data import ProxyDataset
+from ..ir.serialize import from_dict
+from ..nn.builder import build_model
+from ..space.space import ProxyAdaptation
+from .config import LatencyConfig, TrainingConfig
+from .training import Diverged, proxy_train
+
+
+@dataclass
+class ProbeTask:
+    """Measure costs of ``graph`` (a :func:`gensynth.ir.to_dict` mapping) at its deployment shape."""
+
+    graph: dict[str, Any]
+    latency: LatencyConfig
+    threads: int
+
+
+@dataclass
+class TrainTask:
+    """Proxy-train ``graph`` on the dataset the executor provides."""
+
+    graph: dict[str, Any]
+    proxy: ProxyAdaptation
+    training: TrainingConfig
+    seed: int
+    threads: int
+
+
+@dataclass
+class TaskResult:
+    """Measurements (or the failure reason), seconds spent per part, and trained weights if any."""
+
+    ok: bool
+    measurements: dict[str, float] = field(default_factory=dict)
+    reason: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+    weights: bytes | None = None
+
+
+def probe(task: ProbeTask) -> TaskResult:
+    """Params, MACs and latency; never raises."""
+    timings: dict[str, float] = {}
+    with _threads(task.threads), _failure_guard() as guard:
+        start = time.perf_counter()
+        graph = from_dict(task.graph)
+        model = build_model(graph).eval()
+        shape = graph.input_shape()
+        macs = count_macs(model, shape)
+        measurements = {
+            "params": float(count_params(model)),
+            "macs": float(macs.macs),
+            "other_ops": float(macs.other_ops),
+        }
+        timings["cost_s"] = time.perf_counter() - start
+        if task.latency.runs:
+            start = time.perf_counter()
+            lat = measure_latency(model, shape, runs=task.latency.runs, warmup=task.latency.warmup, threads=task.latency.threads)
+            measurements["latency_ms"] = lat.median_ms
+            timings["latency_s"] = time.perf_counter() - start
+        return TaskResult(True, measurements, timings=timings)
+    return TaskResult(False, reason=guard.reason, timings=timings)
+
+
+def train(task: TrainTask, data: ProxyDataset) -> TaskResult:
+    """Proxy training and validation top-1; never raises."""
+    with _threads(task.threads), _failure_guard() as guard:
+        start = time.perf_counter()
+        result = proxy_train(from_dict(task.graph), data, task.proxy, task.training, task.seed)
+        measurements = {"accuracy": result.accuracy, "train_loss": result.train_loss}
+        return TaskResult(True, measurements, timings={"train_s": time.perf_counter() - start}, weights=result.weights)
+    return TaskResult(False, reason=guard.reason)
+
+
+class _threads:
+    """Run with ``n`` intra-op threads, restoring the previous setting."""
+
+    def __init__(self, n: int):
+        self.n, self.before = n, torch.get_num_threads()
+
+    def __enter__(self) -> None:
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.before)
+
+
+class _failure_guard:
+    """Swallow a candidate's failure and keep a one-line reason (divergence, out of memory, crash)."""
+
+    reason = ""
+
+    def __enter__(self) -> _failure_guard:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: Any) -> bool:
+        if err is None or not isinstance(err, Exception):
+            return False
+        if isinstance(err, Diverged):
+            self.reason = f"diverged: {err}"
+        elif isinstance(err, MemoryError) or "out of memory" in str(err).lower():
+            self.reason = f"out of memory: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+        else:
+            where = traceback.extract_tb(tb)[-1]
+            self.reason = f"crashed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''} ({where.filename.rsplit('/', 1)[-1]}:{where.lineno})"
+        return True

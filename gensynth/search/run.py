@@ -1,0 +1,252 @@
+"""The search loop: propose → structural constraints → probe → measured constraints → train → tell.
+
+Every finished candidate becomes one line of ``candidates.jsonl`` before the
+generator hears of it, so a resumed run (same command, same run directory)
+re-evaluates nothing that finished and honours the budget.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..constraint import Candidate, Constraint, RunContext
+from ..data import load_dataset
+from ..errors import UserError
+from ..ir.graph import ArchGraph
+from ..ir.serialize import to_dict
+from ..plugins import instantiate
+from ..space.space import SearchSpace, load_space
+from .config import SearchConfig, constraint_specs
+from .emit import emit_final
+from .executors import Executor, make_executor
+from .generator import Generator
+from .inquisitor import ProbeTask, TaskResult, TrainTask
+from .judge import ConstraintEngine
+from .objective import Objective, make_objective
+from .progress import SearchProgress
+from .store import RunStore
+
+
+@dataclass
+class _Pending:
+    """A candidate in the inquisitor's hands."""
+
+    number: int
+    genome: dict[str, Any]
+    graph: ArchGraph
+    hash: str
+    started: float
+    phase: str = "probe"
+    timings: dict[str, float] = field(default_factory=dict)
+    measurements: dict[str, float] = field(default_factory=dict)
+    verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def candidate(self) -> Candidate:
+        return Candidate(self.genome, self.graph, self.hash, self.measurements)
+
+
+@dataclass
+class RunResult:
+    """How a run ended."""
+
+    root: Path
+    evaluated: int
+    feasible: int
+    proposals: int
+    capped: bool
+    best: dict[str, Any] | None
+    final_dir: Path | None
+
+
+class Search:
+    """One run: owns the generator, the constraint engine, the executor and the run store."""
+
+    def __init__(self, config: SearchConfig, constraints: list[Constraint | str | type] = (), progress: bool = True):
+        self.config = config
+        self.space: SearchSpace = load_space(config.space)
+        self.objective: Objective = make_objective(config.objective)
+        configured = [instantiate(ref, options) for ref, options in constraint_specs(config)]
+        self.engine = ConstraintEngine(configured + [instantiate(c) for c in constraints])
+        self.data = load_dataset(config.data, train_limit=config.training.train_images, val_limit=config.training.val_images, seed=config.seed)
+        self.store = RunStore.open(config)
+        self.records = self.store.records()
+        self.generator = Generator(self.space, self.objective, config.sampler, config.seed, self.store.storage_url(config), config.name or "gensynth")
+        self.seen = {r["hash"]: r for r in self.records if r["status"] in ("evaluated", "rejected", "failed") and r.get("hash")}
+        self.best = max((r for r in self.records if r.get("feasible")), key=lambda r: r["score"], default=None)
+        self.show_progress = progress
+        self.threads = config.threads_per_worker if config.executor == "ray" else torch.get_num_threads()
+
+    # -- the loop -------------------------------------------------------------------
+    def run(self) -> RunResult:
+        self._recover()
+        executor = make_executor(self.config)
+        executor.start(self.data)
+        try:
+            self._prepare_constraints(executor)
+            capped = self._loop(executor)
+        finally:
+            executor.shutdown()
+        final = emit_final(self) if self.best else None
+        return RunResult(self.store.root, self.evaluated, self.feasible, self.proposals, capped, self.best, final)
+
+    @property
+    def evaluated(self) -> int:
+        return sum(1 for r in self.records if r.get("inquired"))
+
+    @property
+    def feasible(self) -> int:
+        return sum(1 for r in self.records if r.get("feasible"))
+
+    def _loop(self, executor: Executor) -> bool:
+        budget, cap = self.config.budget, self.config.proposal_cap
+        self.proposals = len(self.records) + len(self.generator.running())
+        in_flight: dict[int, _Pending] = {}
+        with SearchProgress(budget, enabled=self.show_progress) as bar:
+            bar.update(self.evaluated, self.feasible, self.best)
+            while True:
+                while len(in_flight) < executor.capacity and self.evaluated + len(in_flight) < budget and self.proposals < cap:
+                    pending = self._propose()
+                    if pending:
+                        in_flight[pending.number] = pending
+                        executor.submit(pending.number, self._probe_task(pending.graph))
+                if not in_flight:
+                    return self.proposals >= cap and self.evaluated < budget
+                for number, result in executor.wait():
+                    if self._advance(in_flight[number], result):
+                        executor.submit(number, self._train_task(in_flight[number].graph))
+                    else:
+                        del in_flight[number]
+                    bar.update(self.evaluated, self.feasible, self.best)
+
+    def _propose(self) -> _Pending | None:
+        """Ask for a genome; decide duplicates and structural rejections at once; return what needs measuring."""
+        started = time.perf_counter()
+        number, genome = self.generator.ask()
+        self.proposals += 1
+        try:
+            graph = self.space.to_graph(genome)
+            digest = graph.structural_hash()
+        except Exception as err:  # a family that cannot build this genome
+            return self._finish(_Pending(number, genome, ArchGraph(), "", started), "failed", f"genome → graph failed: {type(err).__name__}: {err}")
+        pending = _Pending(number, genome, graph, digest, started)
+        if digest in self.seen:
+            return self._finish_duplicate(pending, self.seen[digest])
+        judgement = self.engine.judge(pending.candidate(), "structural")
+        pending.verdicts.update(judgement.verdicts)
+        if judgement.error:
+            return self._finish(pending, "failed", judgement.error)
+        if not judgement.feasible:
+            return self._finish(pending, "rejected", "structural: " + _failed_reasons(judgement.verdicts), stage="structural")
+        pending.timings["propose_s"] = time.perf_counter() - started
+        return pending
+
+    def _advance(self, pending: _Pending, result: TaskResult) -> bool:
+        """Take a task's result; True when the candidate goes on to training."""
+        pending.timings.update(result.timings)
+        if not result.ok:
+            self._finish(pending, "failed", result.reason, inquired=True)
+            return False
+        pending.measurements.update(result.measurements)
+        judgement = self.engine.judge(pending.candidate(), "measured", skip=set(pending.verdicts))
+        pending.verdicts.update(judgement.verdicts)
+        if judgement.error:
+            self._finish(pending, "failed", judgement.error, inquired=True)
+            return False
+        if not judgement.feasible:
+            self._finish(pending, "rejected", "measured: " + _failed_reasons(judgement.verdicts), stage="measured", inquired=True)
+            return False
+        if pending.phase == "probe":
+            pending.phase = "train"
+            return True
+        self._finish(pending, "evaluated", "", inquired=True, weights=result.weights)
+        return False
+
+    # -- recording --------------------------------------------------------------------
+    def _finish(self, p: _Pending, status: str, reason: str, stage: str = "", inquired: bool = False, weights: bytes | None = None) -> None:
+        evaluated = status == "evaluated"
+        feasible = evaluated and all(v["satisfied"] for v in p.verdicts.values())
+        score = self.objective.scalar(p.measurements) if evaluated else None
+        values = self.objective.values(p.measurements) if evaluated else (self.objective.placeholder() if status == "rejected" else None)
+        violations = self.engine.violations(p.verdicts)
+        p.timings["total_s"] = time.perf_counter() - p.started
+        record = {
+            "number": p.number, "hash": p.hash, "status": status, "feasible": feasible, "rejected_at": stage, "reason": reason,
+            "inquired": inquired, "score": score, "values": values, "violations": violations, "verdicts": p.verdicts,
+            "measurements": p.measurements, "timings": {k: round(v, 4) for k, v in p.timings.items()}, "genome": p.genome,
+        }
+        self._commit(record)
+        if feasible and (self.best is None or score > self.best["score"]):
+            self.best = record
+            if weights:
+                self.store.save_best_weights(weights)
+        return None
+
+    def _finish_duplicate(self, p: _Pending, earlier: dict[str, Any]) -> None:
+        record = {
+            "number": p.number, "hash": p.hash, "status": "duplicate", "feasible": False, "rejected_at": "",
+            "reason": f"same architecture as candidate {earlier['number']}", "inquired": False, "score": None,
+            "values": earlier["values"], "violations": earlier["violations"], "verdicts": {}, "measurements": {},
+            "timings": {"total_s": round(time.perf_counter() - p.started, 4)}, "genome": p.genome,
+        }
+        self._commit(record)
+
+    def _commit(self, record: dict[str, Any]) -> None:
+        """Durable first, then tell the generator (a kill in between is repaired by :meth:`_recover`)."""
+        self.store.append(record)
+        self.records.append(record)
+        if record["status"] != "duplicate":
+            self.seen.setdefault(record["hash"], record)
+        self.generator.tell(record["number"], record["values"], record["violations"])
+
+    def _recover(self) -> None:
+        """Trials left RUNNING by a killed run: tell what was recorded, fail the rest (they were in flight)."""
+        by_number = {r["number"]: r for r in self.records}
+        for number in self.generator.running():
+            record = by_number.get(number)
+            self.generator.tell(number, record["values"] if record else None, record["violations"] if record else {})
+
+    # -- tasks and references ---------------------------------------------------------------
+    def _probe_task(self, graph: ArchGraph) -> ProbeTask:
+        return ProbeTask(to_dict(graph), self.config.latency, self.threads)
+
+    def _train_task(self, graph: ArchGraph) -> TrainTask:
+        return TrainTask(to_dict(graph), self.space.proxy, self.config.training, self.config.seed, self.threads)
+
+    def _prepare_constraints(self, executor: Executor) -> None:
+        cache = self.store.reference_cache()
+
+        def measure(graph: ArchGraph, label: str) -> dict[str, float]:
+            key = f"{label}:{graph.structural_hash()}"
+            if key not in cache:
+                cache[key] = _measure_now(executor, self._probe_task(graph), self._train_task(graph), self.objective.scalar)
+                self.store.save_reference_cache(cache)
+            return cache[key]
+
+        for constraint in self.engine.constraints:
+            constraint.prepare(RunContext(measure))
+
+
+def _measure_now(executor: Executor, probe: ProbeTask, train: TrainTask, scalar: Callable[[dict[str, float]], float]) -> dict[str, float]:
+    """Measure a reference with the run's protocol, through the run's executor."""
+    measurements: dict[str, float] = {}
+    for task in (probe, train):
+        executor.submit("reference", task)
+        ((_, result),) = executor.wait()
+        if not result.ok:
+            raise UserError(f"reference architecture could not be measured: {result.reason}")
+        measurements.update(result.measurements)
+    measurements["score"] = scalar(measurements)
+    return measurements
+
+
+def _failed_reasons(verdicts: dict[str, dict[str, Any]]) -> str:
+    return "; ".join(f"{name}: {v['reason']}" for name, v in verdicts.items() if not v["satisfied"])
+
+
+def run_search(config: SearchConfig, constraints: list[Constraint | str | type] = (), progress: bool = True) -> RunResult:
+    """Run (or resume) the search that ``config`` describes."""
+    return Search(config, list(constraints), progress).run()
