@@ -138,14 +138,14 @@ def test_idx_folder_spec_and_truncated_file_in_it(tmp_path: Path) -> None:
 @pytest.mark.skipif(not DEBIAN_FASHION.is_dir(), reason="apt-get install dataset-fashion-mnist")
 def test_fashion_mnist_debian(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(registry.FASHION_MNIST_ENV, raising=False)
-    full = load_dataset("fashion-mnist", train_limit=None, val_limit=None, seed=0)
+    full = load_dataset("fashion-mnist-full", train_limit=None, val_limit=None, seed=0)
     assert full.train_x.shape == (60000, 1, 28, 28) and full.val_x.shape == (10000, 1, 28, 28)
     assert full.train_x.dtype == torch.uint8 and full.train_y.dtype == torch.int64
-    assert full.num_classes == 10 and full.class_names[0] == "T-shirt/top" and full.name == "fashion-mnist"
+    assert full.num_classes == 10 and full.class_names[0] == "T-shirt/top" and full.name == "fashion-mnist-full"
     assert torch.bincount(full.val_y).tolist() == [1000] * 10  # the t10k split
-    assert load_dataset("fashion-mnist", train_limit=None, val_limit=None, seed=0) is full  # cached
+    assert load_dataset("fashion-mnist-full", train_limit=None, val_limit=None, seed=0) is full  # cached
 
-    small = load_dataset(train_limit=1000, val_limit=505, seed=3)
+    small = load_dataset("fashion-mnist-full", train_limit=1000, val_limit=505, seed=3)
     assert small.train_x.shape == (1000, 1, 28, 28)
     assert torch.bincount(small.train_y).tolist() == [100] * 10
     assert sorted(torch.bincount(small.val_y).tolist()) == [50] * 5 + [51] * 5
@@ -156,20 +156,20 @@ def test_fashion_mnist_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     (folder / "train-labels-idx1-ubyte.gz").rename(folder / "raw-tmp")  # mix raw and gzipped files
     (folder / "train-labels-idx1-ubyte").write_bytes(gzip.decompress((folder / "raw-tmp").read_bytes()))
     monkeypatch.setenv(registry.FASHION_MNIST_ENV, str(folder))
-    ds = load_dataset("fashion-mnist", train_limit=20, val_limit=None, seed=0)
+    ds = load_dataset("fashion-mnist-full", train_limit=20, val_limit=None, seed=0)
     assert ds.train_x.shape == (20, 1, 6, 6) and ds.val_x.shape == (20, 1, 6, 6)
     assert torch.bincount(ds.train_y).tolist() == [2] * 10
-    assert ds.source == str(folder.resolve()) and ds.name == "fashion-mnist"
+    assert ds.source == str(folder.resolve()) and ds.name == "fashion-mnist-full"
 
 
 def test_fashion_mnist_missing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(registry.FASHION_MNIST_ENV, str(tmp_path))
     with raises_naming(tmp_path, "train-images-idx3-ubyte"):
-        load_dataset("fashion-mnist", train_limit=None, val_limit=None, seed=0)
+        load_dataset("fashion-mnist-full", train_limit=None, val_limit=None, seed=0)
     monkeypatch.delenv(registry.FASHION_MNIST_ENV)
     monkeypatch.setattr(registry, "FASHION_MNIST_DIR", tmp_path / "nowhere")
     with raises_naming(tmp_path / "nowhere", "apt-get install dataset-fashion-mnist"):
-        load_dataset("fashion-mnist", train_limit=None, val_limit=None, seed=0)
+        load_dataset("fashion-mnist-full", train_limit=None, val_limit=None, seed=0)
 
 
 # --- ImageFolder -------------------------------------------------------------------------------
@@ -321,7 +321,7 @@ def test_proxy_dataset_validates_tensors() -> None:
 
 def test_error_nonexistent_path(tmp_path: Path) -> None:
     missing = tmp_path / "foo" / "bar"
-    with raises_naming(missing, "no such file or directory (expected 'fashion-mnist', an ImageFolder directory"):
+    with raises_naming(missing, "no such file or directory (expected 'fashion-mnist', 'fashion-mnist-full', an ImageFolder directory"):
         load_dataset(str(missing), train_limit=None, val_limit=None, seed=0)
 
 
@@ -372,3 +372,12 @@ def test_error_cifar_missing_test_batch(tmp_path: Path) -> None:
     (tmp_path / "c" / "test_batch").unlink()
     with raises_naming(tmp_path / "c", "needs data_batch_1..5 and test_batch"):
         load_dataset(str(tmp_path / "c"), train_limit=None, val_limit=None, seed=0)
+
+
+def test_embedded_fashion_mnist_subset_is_balanced_and_needs_no_install(monkeypatch):
+    monkeypatch.setattr(registry, "FASHION_MNIST_DIR", Path("/nowhere"))
+    ds = load_dataset("fashion-mnist", train_limit=None, val_limit=None, seed=0)
+    assert ds.train_x.shape == (6000, 1, 28, 28) and ds.val_x.shape == (1000, 1, 28, 28)
+    assert torch.bincount(ds.train_y).tolist() == [600] * 10
+    assert torch.bincount(ds.val_y).tolist() == [100] * 10
+    assert ds.source == str(registry.EMBEDDED_DIR)

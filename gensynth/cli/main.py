@@ -6,9 +6,9 @@ import sys
 from typing import NoReturn, Sequence
 
 from ..errors import UserError
-from . import inspect_cmd, spaces_cmd
+from . import constraints_cmd, inspect_cmd, search_cmd, show_cmd, spaces_cmd
 
-COMMANDS = (spaces_cmd, inspect_cmd)
+COMMANDS = (search_cmd, show_cmd, spaces_cmd, inspect_cmd, constraints_cmd)
 
 
 class Parser(argparse.ArgumentParser):

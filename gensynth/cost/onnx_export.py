@@ -20,6 +20,8 @@ def export_onnx(model: nn.Module, input_shape: tuple[int, int, int], path: str |
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore", DeprecationWarning)
+            # replicate padding exports as Slice ops that the folder leaves alone: harmless, but noisy
+            warnings.filterwarnings("ignore", "Constant folding", UserWarning)
             torch.onnx.export(
                 model,
                 (torch.randn(1, *input_shape),),

@@ -16,18 +16,21 @@ from .image_folder import load_image_folder, subfolders
 from .proxy import ProxyDataset
 
 FASHION_MNIST = "fashion-mnist"
+FASHION_MNIST_FULL = "fashion-mnist-full"
+EMBEDDED_DIR = Path(__file__).resolve().parent / "fashion_mnist"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_ENV = "GENSYNTH_FASHION_MNIST"
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
 EXPECTED = (
-    "expected 'fashion-mnist', an ImageFolder directory, a CIFAR-10 python-batches directory"
+    "expected 'fashion-mnist', 'fashion-mnist-full', an ImageFolder directory, a CIFAR-10 python-batches directory"
     " or a directory of IDX files"
 )
 
 LOADERS: dict[str, Callable[..., ProxyDataset]] = {
     FASHION_MNIST: partial(load_idx_folder, name=FASHION_MNIST, class_names=FASHION_MNIST_CLASSES),
+    FASHION_MNIST_FULL: partial(load_idx_folder, name=FASHION_MNIST_FULL, class_names=FASHION_MNIST_CLASSES),
     "idx": load_idx_folder,
     "cifar-10": load_cifar_folder,
     "image-folder": load_image_folder,
@@ -43,7 +46,9 @@ def load_dataset(
     and shared: treat it as read-only.
     """
     if spec == FASHION_MNIST:
-        return _load(FASHION_MNIST, str(fashion_mnist_dir()), train_limit, val_limit, seed)
+        return _load(FASHION_MNIST, str(EMBEDDED_DIR), train_limit, val_limit, seed)
+    if spec == FASHION_MNIST_FULL:
+        return _load(FASHION_MNIST_FULL, str(fashion_mnist_dir()), train_limit, val_limit, seed)
     path = Path(os.path.abspath(Path(spec).expanduser()))
     return _load(detect_format(spec, path), str(path), train_limit, val_limit, seed)
 
@@ -55,9 +60,9 @@ def fashion_mnist_dir() -> Path:
     if find_idx_files(folder) is None:
         files = ", ".join(f"{stem}[.gz]" for stem in STEMS)
         if override:
-            raise UserError(f"dataset '{FASHION_MNIST}': {FASHION_MNIST_ENV}='{override}' does not hold {files}")
+            raise UserError(f"dataset '{FASHION_MNIST_FULL}': {FASHION_MNIST_ENV}='{override}' does not hold {files}")
         raise UserError(
-            f"dataset '{FASHION_MNIST}': not found in {folder} "
+            f"dataset '{FASHION_MNIST_FULL}': not found in {folder} "
             f"(run 'apt-get install dataset-fashion-mnist' or set {FASHION_MNIST_ENV} to a folder with {files})"
         )
     return folder

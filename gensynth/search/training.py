@@ -61,6 +61,7 @@ def proxy_train(graph: ArchGraph, data: ProxyDataset, proxy: ProxyAdaptation, cf
             optimizer.step()
             schedule.step()
             step += 1
+    recalibrate_batchnorm(model, data, proxy.resolution, channels, cfg.batch_size, memory_format, shuffle)
     accuracy = evaluate(model, data, proxy.resolution, channels, cfg.batch_size * 4, memory_format)
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
@@ -73,6 +74,26 @@ def warmup_cosine(step: int, total: int, warmup: float = 0.2) -> float:
     if step < ramp:
         return (step + 1) / ramp
     return 0.5 * (1 + math.cos(math.pi * (step - ramp) / max(1, total - ramp)))
+
+
+def recalibrate_batchnorm(model: nn.Module, data: ProxyDataset, resolution: int, channels: int, batch_size: int,
+                          memory_format: torch.memory_format, shuffle: torch.Generator, batches: int = 8) -> None:
+    """Re-estimate BatchNorm statistics as exact averages over ``batches`` training batches.
+
+    A few dozen steps leave the running averages (momentum 0.1) far from the
+    final weights' statistics, and eval-mode accuracy collapses to chance; NAS
+    proxies recalibrate BN before evaluating for this reason.
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average
+    model.train()
+    with torch.no_grad():
+        for i, (images, _) in enumerate(data.batches("train", batch_size, resolution, channels, shuffle)):
+            if i == batches:
+                break
+            model(images.contiguous(memory_format=memory_format))
 
 
 def evaluate(model: nn.Module, data: ProxyDataset, resolution: int, channels: int, batch_size: int, memory_format: torch.memory_format) -> float:

@@ -30,7 +30,7 @@ class ProxyAdaptation:
     """How a candidate is adapted for proxy training (see :func:`gensynth.ir.for_proxy`)."""
 
     resolution: int = 32
-    skip_reductions: int = 1
+    skip_reductions: int = 0
 
 
 @dataclass

@@ -1,0 +1,65 @@
+"""``gensynth search``: run or resume a search; every option can come from ``--config``."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..search import load_config, run_search
+
+# flag → config key (dotted for nested sections); only flags the user gives override the config file
+FLAGS = {
+    "space": "space", "budget": "budget", "seed": "seed", "name": "name", "out": "out", "sampler": "sampler",
+    "objective": "objective.name", "data": "data", "executor": "executor", "ray_address": "ray_address",
+    "workers": "workers", "threads_per_worker": "threads_per_worker", "storage": "storage",
+    "max_proposals": "max_proposals", "train_images": "training.train_images", "val_images": "training.val_images",
+    "epochs": "training.epochs", "latency_runs": "latency.runs",
+}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "search",
+        help="search a space for the best architecture under the constraints",
+        description="Generative synthesis: propose architectures from a space, reject those that break structural rules, "
+        "measure the rest (params, MACs, latency, proxy training) and emit the best feasible one into <run>/final/. "
+        "Running the same command on an existing run directory resumes it.",
+    )
+    p.add_argument("--config", type=Path, help="YAML file with any of the options below (flags override it)")
+    p.add_argument("--space", help="space name or path to a space .yaml (default: dcac)")
+    p.add_argument("--budget", type=int, help="candidates to evaluate; structural rejections do not count (default: 500)")
+    p.add_argument("--seed", type=int, help="seed of the generator and of proxy training (default: 0)")
+    p.add_argument("--name", help="run name: runs/<name> and the Optuna study name (default: the space name)")
+    p.add_argument("--out", help="run directory (default: runs/<name>)")
+    p.add_argument("--sampler", help="tpe (default), random, or nsga2 (multi-objective)")
+    p.add_argument("--objective", help="netscore (default), weighted (weights in --config) or pareto")
+    p.add_argument("--constraint", action="append", default=[], metavar="SPEC",
+                   help="add a constraint: a registered name or path/to/file.py:ClassName (repeatable)")
+    p.add_argument("--data", help="proxy dataset: fashion-mnist (embedded, default), fashion-mnist-full, an ImageFolder or CIFAR-10 folder")
+    p.add_argument("--train-images", type=int, help="proxy training images (default: 1024)")
+    p.add_argument("--val-images", type=int, help="proxy validation images (default: 500)")
+    p.add_argument("--epochs", type=int, help="proxy training epochs (default: 1)")
+    p.add_argument("--latency-runs", type=int, help="timed latency runs per candidate, 0 to skip (default: 10)")
+    p.add_argument("--executor", help="local (default, in-process) or ray")
+    p.add_argument("--ray-address", help="address of an existing Ray cluster (default: start a local one)")
+    p.add_argument("--workers", type=int, help="concurrent Ray tasks (default: 2)")
+    p.add_argument("--threads-per-worker", type=int, help="torch threads per Ray task (default: 1)")
+    p.add_argument("--storage", help="Optuna storage URL (default: sqlite:///<run>/study.db)")
+    p.add_argument("--max-proposals", type=int, help="stop proposing after this many proposals (default: 200 x budget)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = {key: getattr(args, flag) for flag, key in FLAGS.items() if getattr(args, flag) is not None}
+    config = load_config(args.config, overrides)
+    if args.constraint:
+        config.constraints = [*config.constraints, *args.constraint]
+    result = run_search(config, progress=not args.no_progress)
+    print(f"run {result.root}: {result.evaluated} evaluated, {result.feasible} feasible, {result.proposals} proposals")
+    if result.capped:
+        print(f"stopped at the proposal cap ({config.proposal_cap}) before the budget was spent")
+    if result.best is None:
+        print("no feasible candidate: nothing emitted (see 'gensynth show')")
+        return 1
+    print(f"best: candidate {result.best['number']} score {result.best['score']:.3f} -> {result.final_dir}")
+    return 0
