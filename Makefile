@@ -3,6 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.gensynth-installed
 DEMO := runs/demo
+DRAW := $(if $(shell command -v dot),svg,dot)
 
 .PHONY: install demo test test-fast bench clean
 
@@ -21,7 +22,9 @@ install: $(STAMP)
 
 demo: install
 	$(VENV)/bin/gensynth spaces sample dcac --seed 0 --out $(DEMO)/arch.yaml
-	$(VENV)/bin/gensynth inspect $(DEMO)/arch.yaml --draw $(DEMO)/arch.svg
+	$(VENV)/bin/gensynth inspect $(DEMO)/arch.yaml --runs 5 --draw $(DEMO)/arch.$(DRAW)
+	$(VENV)/bin/gensynth search --config experiments/demo.yaml
+	$(VENV)/bin/gensynth show $(DEMO)
 
 test: install
 	$(PY) -m pytest -q
@@ -31,6 +34,7 @@ test-fast: install
 
 bench: install
 	$(PY) experiments/bench_core.py
+	$(PY) experiments/bench_search.py --budget 500
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -2,7 +2,8 @@
 
 Every finished candidate becomes one line of ``candidates.jsonl`` before the
 generator hears of it, so a resumed run (same command, same run directory)
-re-evaluates nothing that finished and honours the budget.
+re-evaluates nothing that finished and honours the budget; the generator
+replays those lines into its study.
 """
 from __future__ import annotations
 
@@ -82,7 +83,7 @@ class Search:
 
     # -- the loop -------------------------------------------------------------------
     def run(self) -> RunResult:
-        self._recover()
+        self.generator.replay(self.records)
         executor = make_executor(self.config)
         executor.start(self.data)
         try:
@@ -90,6 +91,7 @@ class Search:
             capped = self._loop(executor)
         finally:
             executor.shutdown()
+            self.generator.flush()
         final = emit_final(self) if self.best else None
         return RunResult(self.store.root, self.evaluated, self.feasible, self.proposals, capped, self.best, final)
 
@@ -103,7 +105,7 @@ class Search:
 
     def _loop(self, executor: Executor) -> bool:
         budget, cap = self.config.budget, self.config.proposal_cap
-        self.proposals = len(self.records) + len(self.generator.running())
+        self.proposals = len(self.generator.study.trials)
         in_flight: dict[int, _Pending] = {}
         with SearchProgress(budget, enabled=self.show_progress) as bar:
             bar.update(self.evaluated, self.feasible, self.best)
@@ -195,19 +197,12 @@ class Search:
         self._commit(record)
 
     def _commit(self, record: dict[str, Any]) -> None:
-        """Durable first, then tell the generator (a kill in between is repaired by :meth:`_recover`)."""
+        """Durable first, then tell the generator (a kill in between is repaired on resume by the replay)."""
         self.store.append(record)
         self.records.append(record)
         if record["status"] != "duplicate":
             self.seen.setdefault(record["hash"], record)
         self.generator.tell(record["number"], record["values"], record["violations"])
-
-    def _recover(self) -> None:
-        """Trials left RUNNING by a killed run: tell what was recorded, fail the rest (they were in flight)."""
-        by_number = {r["number"]: r for r in self.records}
-        for number in self.generator.running():
-            record = by_number.get(number)
-            self.generator.tell(number, record["values"] if record else None, record["violations"] if record else {})
 
     # -- tasks and references ---------------------------------------------------------------
     def _probe_task(self, graph: ArchGraph) -> ProbeTask:

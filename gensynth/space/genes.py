@@ -56,12 +56,17 @@ class RandomChooser:
 
 
 class ReplayChooser:
-    """Replays a stored genome; a missing or impossible value raises ``KeyError``/``ValueError``."""
+    """Replays a stored genome; a missing or impossible value raises ``KeyError``/``ValueError``.
+
+    ``options`` collects each decision's options as it replays (Optuna needs them as distributions).
+    """
 
     def __init__(self, genome: Genome):
         self.genome = genome
+        self.options: dict[str, tuple[Any, ...]] = {}
 
     def suggest_categorical(self, name: str, choices: Any) -> Any:
+        self.options[name] = tuple(choices)
         if name not in self.genome:
             raise KeyError(f"gene '{name}' is missing")
         value = self.genome[name]
