@@ -5,6 +5,7 @@ import argparse
 import sys
 from typing import NoReturn, Sequence
 
+from .. import __version__
 from ..errors import UserError
 from . import constraints_cmd, inspect_cmd, search_cmd, show_cmd, spaces_cmd
 
@@ -25,6 +26,7 @@ def make_parser() -> Parser:
         "Sample, inspect and search architectures of a search space under design-rule constraints.",
         epilog="Run 'gensynth COMMAND --help' for a command's options.",
     )
+    parser.add_argument("--version", action="version", version=f"gensynth {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=Parser)
     for command in COMMANDS:
         command.add_parser(sub)

@@ -7,6 +7,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from ..errors import UserError
 from ..ir import save
 from ..space import builtin_spaces, load_space
 
@@ -40,13 +41,11 @@ def run_list(args: argparse.Namespace) -> int:
 def run_sample(args: argparse.Namespace) -> int:
     space = load_space(args.space)
     if args.seed_architecture:
-        genome = space.seed_genome or {}
-        graph = space.to_graph(genome, name=f"{space.name}-seed") if genome else space.seed_graph()
+        graph = space.seed_graph()
+        if graph is None:
+            raise UserError(f"space '{space.name}' ships no seed architecture")
     else:
         graph = space.to_graph(space.sample(args.seed), name=f"{space.name}-seed{args.seed}")
-    if graph is None:
-        from ..errors import UserError
-        raise UserError(f"space '{space.name}' ships no seed architecture")
     graph.validate()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save(graph, args.out)

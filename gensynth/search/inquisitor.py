@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -90,17 +91,15 @@ def train(task: TrainTask, data: ProxyDataset) -> TaskResult:
     return TaskResult(False, reason=guard.reason)
 
 
-class _threads:
+@contextmanager
+def _threads(n: int) -> Iterator[None]:
     """Run with ``n`` intra-op threads, restoring the previous setting."""
-
-    def __init__(self, n: int):
-        self.n, self.before = n, torch.get_num_threads()
-
-    def __enter__(self) -> None:
-        torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc: object) -> None:
-        torch.set_num_threads(self.before)
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class _failure_guard:
@@ -114,11 +113,12 @@ class _failure_guard:
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: Any) -> bool:
         if err is None or not isinstance(err, Exception):
             return False
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
         if isinstance(err, Diverged):
             self.reason = f"diverged: {err}"
         elif isinstance(err, MemoryError) or "out of memory" in str(err).lower():
-            self.reason = f"out of memory: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+            self.reason = f"out of memory: {first_line}"
         else:
             where = traceback.extract_tb(tb)[-1]
-            self.reason = f"crashed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''} ({where.filename.rsplit('/', 1)[-1]}:{where.lineno})"
+            self.reason = f"crashed: {type(err).__name__}: {first_line} ({where.filename.rsplit('/', 1)[-1]}:{where.lineno})"
         return True

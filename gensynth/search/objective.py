@@ -48,9 +48,11 @@ class Objective:
 
 def make_objective(config: ObjectiveConfig) -> Objective:
     """The objective named in ``config``: ``netscore``, ``weighted`` or ``pareto``."""
+
+    def score(m: dict[str, float]) -> float:
+        return netscore(m["accuracy"], m["params"], m["macs"], config.alpha, config.beta, config.gamma)
+
     if config.name == "netscore":
-        def score(m: dict[str, float]) -> float:
-            return netscore(m["accuracy"], m["params"], m["macs"], config.alpha, config.beta, config.gamma)
         return Objective("netscore", ("score",), ("maximize",), score)
     if config.name == "weighted":
         if not config.weights:
@@ -63,10 +65,7 @@ def make_objective(config: ObjectiveConfig) -> Objective:
         if len(config.metrics) < 2:
             raise UserError("objective.metrics: a Pareto search needs at least two metrics")
         directions = tuple("maximize" if m in MAXIMIZED else "minimize" for m in config.metrics)
-
-        def pareto_score(m: dict[str, float]) -> float:
-            return netscore(m["accuracy"], m["params"], m["macs"], config.alpha, config.beta, config.gamma)
-        return Objective("pareto", tuple(config.metrics), directions, pareto_score)
+        return Objective("pareto", tuple(config.metrics), directions, score)
     raise UserError(f"objective.name: unknown objective {config.name!r} (expected one of: netscore, weighted, pareto)")
 
 
