@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from gensynth.constraint import Candidate, Constraint, Verdict
+from gensynth.errors import UserError
 
 
 class _Budget(Constraint):
@@ -10,8 +11,8 @@ class _Budget(Constraint):
     unit: str
 
     def __init__(self, limit: float):
-        if limit <= 0:
-            raise ValueError(f"{self.name}: limit must be > 0, got {limit}")
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0:
+            raise UserError(f"constraint '{self.name}': option 'limit' must be a number > 0, got {limit!r}")
         self.limit = float(limit)
 
     def check(self, candidate: Candidate) -> Verdict:

@@ -24,6 +24,9 @@ class ReferenceBeating(Constraint):
         if unknown:
             raise UserError(f"reference_beating: unknown metric '{unknown[0]}' (expected one of: {', '.join(sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER))})")
         self.references = [Path(r) for r in references]
+        missing = [str(p) for p in self.references if not p.is_file()]
+        if missing:
+            raise UserError(f"reference_beating: reference architecture file {missing[0]} does not exist")
         self.metrics = tuple(metrics)
         self.requires = self.metrics
         self.measured: dict[str, dict[str, float]] = {}

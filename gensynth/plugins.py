@@ -90,4 +90,7 @@ def instantiate(ref: str | type[Constraint] | Constraint, options: dict[str, Any
         inspect.signature(info.cls).bind(**(options or {}))
     except TypeError as err:
         raise UserError(f"constraint '{info.cls.name}': bad options {options or {}}: {err}") from None
-    return info.cls(**(options or {}))
+    try:
+        return info.cls(**(options or {}))
+    except (TypeError, ValueError) as err:
+        raise UserError(f"constraint '{info.cls.name}': bad options {options or {}}: {err}") from None

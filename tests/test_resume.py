@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,8 @@ from gensynth.cli.main import main
 from gensynth.space import builtin_spaces
 
 GENSYNTH = Path(sys.executable).with_name("gensynth")
+if not GENSYNTH.exists():  # not run from the venv's own python
+    GENSYNTH = Path(shutil.which("gensynth") or GENSYNTH)
 
 TINY_GENES = {
     "activation": ["relu", "hswish"], "stem.width": [8, 16], "col.count": [2, 4],

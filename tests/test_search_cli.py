@@ -32,6 +32,8 @@ from gensynth.search.report import leaderboard, rejections, status_counts
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "tests" / "plugins"
 GENSYNTH = Path(sys.executable).with_name("gensynth")
+if not GENSYNTH.exists():  # not run from the venv's own python
+    GENSYNTH = Path(shutil.which("gensynth") or GENSYNTH)
 FINAL = ("attendnext.yaml", "attendnext.graphml", "attendnext.svg", "attendnext.onnx", "weights.pt", "summary.md", "proxy.yaml")
 
 
@@ -215,6 +217,14 @@ def test_constraints_list_shows_a_file_plugin(capsys):
     assert stage == "structural"
     assert doc == squeeze("At most ``limit`` nodes (operations) in the architecture graph.")
     assert origin == squeeze(f"file {PLUGINS / 'max_nodes.py'}")
+
+
+def test_constraints_list_with_a_relative_plugin_path(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    assert main(["constraints", "list", "tests/plugins/max_params_measured.py:ParamCeiling"]) == 0
+    rows = {row[0]: row for row in table_rows(capsys.readouterr().out)}
+    assert rows["param_ceiling"][1] == "measured"
+    assert rows["param_ceiling"][3] == squeeze("file tests/plugins/max_params_measured.py")
 
 
 def test_constraints_list_with_a_missing_file(capsys):

@@ -63,7 +63,8 @@ class RayExecutor(Executor):
 
     def start(self, data: ProxyDataset) -> None:
         ray = self.ray
-        if not ray.is_initialized():
+        self._started = not ray.is_initialized()
+        if self._started:
             if self.address:
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
             else:
@@ -91,7 +92,7 @@ class RayExecutor(Executor):
         return done
 
     def shutdown(self) -> None:
-        if not self.address and self.ray.is_initialized():
+        if self._started and self.ray.is_initialized():
             self.ray.shutdown()
 
 

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..constraint import Candidate, Constraint, Stage
+from ..errors import UserError
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class ConstraintEngine:
         names = [c.name for c in constraints]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
-            raise ValueError(f"constraint '{duplicates[0]}' is configured twice")
+            raise UserError(f"constraint '{duplicates[0]}' is configured twice (it is in the default list unless 'constraints' is set)")
         self.constraints = constraints
 
     def of_stage(self, stage: Stage) -> list[Constraint]:

@@ -72,6 +72,7 @@ class Search:
         self.objective: Objective = make_objective(config.objective)
         configured = [instantiate(ref, options) for ref, options in constraint_specs(config)]
         self.engine = ConstraintEngine(configured + [instantiate(c) for c in constraints])
+        _check_measurable(self.engine, config)
         self.data = load_dataset(config.data, train_limit=config.training.train_images, val_limit=config.training.val_images, seed=config.seed)
         self.store = RunStore.open(config)
         self.records = self.store.records()
@@ -153,6 +154,8 @@ class Search:
             self._finish(pending, "failed", result.reason, inquired=True)
             return False
         pending.measurements.update(result.measurements)
+        if pending.phase == "train":
+            pending.measurements["score"] = self.objective.scalar(pending.measurements)
         judgement = self.engine.judge(pending.candidate(), "measured", skip=set(pending.verdicts))
         pending.verdicts.update(judgement.verdicts)
         if judgement.error:
@@ -171,7 +174,7 @@ class Search:
     def _finish(self, p: _Pending, status: str, reason: str, stage: str = "", inquired: bool = False, weights: bytes | None = None) -> None:
         evaluated = status == "evaluated"
         feasible = evaluated and all(v["satisfied"] for v in p.verdicts.values())
-        score = self.objective.scalar(p.measurements) if evaluated else None
+        score = p.measurements["score"] if evaluated else None
         values = self.objective.values(p.measurements) if evaluated else (self.objective.placeholder() if status == "rejected" else None)
         violations = self.engine.violations(p.verdicts)
         p.timings["total_s"] = time.perf_counter() - p.started
@@ -236,6 +239,18 @@ def _measure_now(executor: Executor, probe: ProbeTask, train: TrainTask, scalar:
         measurements.update(result.measurements)
     measurements["score"] = scalar(measurements)
     return measurements
+
+
+def _check_measurable(engine: ConstraintEngine, config: SearchConfig) -> None:
+    """Refuse a measured constraint that needs a measurement this run never makes (it would be skipped)."""
+    measured = {"params", "macs", "other_ops", "accuracy", "train_loss", "score"}
+    if config.latency.runs:
+        measured.add("latency_ms")
+    for constraint in engine.of_stage("measured"):
+        missing = sorted(set(constraint.requires) - measured)
+        if missing:
+            why = " (latency.runs is 0)" if missing == ["latency_ms"] else ""
+            raise UserError(f"constraint '{constraint.name}' needs '{missing[0]}', which this run does not measure{why}")
 
 
 def _failed_reasons(verdicts: dict[str, dict[str, Any]]) -> str:

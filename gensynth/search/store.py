@@ -17,7 +17,7 @@ import yaml
 from ..errors import UserError
 from .config import SearchConfig, dump
 
-RESUMABLE = {"budget", "max_proposals", "executor", "ray_address", "workers", "threads_per_worker", "max_retries", "export_onnx"}
+RESUMABLE = {"out", "budget", "max_proposals", "executor", "ray_address", "workers", "threads_per_worker", "max_retries", "export_onnx"}
 
 
 @dataclass
