@@ -272,8 +272,8 @@ def test_space_yaml_syntax_error(tmp_path, capsys):
 BAD_SPACE_VALUES = {
     "zero deployment resolution": (lambda d: d["deployment"].__setitem__("resolution", 0), "deployment.resolution"),
     "zero proxy resolution": (lambda d: d["proxy"].__setitem__("resolution", 0), "proxy.resolution"),
-    "option the family cannot build": (_set_gene("activation", ["swish"]), "activation"),
-    "zero merge width": (_set_gene("merge.width", [0]), "merge.width"),
+    "option the family cannot build": (_set_gene("activation", ["swish"]), "swish"),
+    "zero merge width": (_set_gene("merge.width", [0]), "out_channels"),
 }
 
 

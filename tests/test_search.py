@@ -28,44 +28,14 @@ from gensynth.search import training as training_module
 from gensynth.search.config import ObjectiveConfig
 from gensynth.search.objective import dominates, pareto_front
 from gensynth.search.report import front, rejections
-from gensynth.space import builtin_spaces, load_space
+from gensynth.space import load_space
+from tiny_space import write_tiny_space  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "tests" / "plugins"
 DOC = ROOT / "docs" / "writing-constraints.md"
 
 # -- a tiny space and protocol -------------------------------------------------------------------------
-
-TINY_GENES = {
-    "activation": ["relu", "hswish"], "stem.width": [8, 16], "col.count": [2, 4],
-    "col.depth": [1], "col.width": [8, 16], "col.f_condense": [2, 4], "col.f_ratio": [0.25], "col.f_kernel": [3],
-    "col.f_groups": [0], "col.a_condense": [2, 4], "col.a_pool": ["max"], "col.a_ratio": [0.25], "col.a_kernel": [3],
-    "col.a_groups": [0], "columns.reduce": [True], "columns.downsample": ["blurpool", "avgpool", "maxpool", "strided_pwconv"],
-    "merge.width": [16, 24], "stage.count": [1, 2], "stage.depth": [1], "stage.growth": [1.0, 1.5],
-    "stage.downsample": ["blurpool", "avgpool", "strided_conv"], "stage.f_condense": [2, 4], "stage.f_ratio": [0.25],
-    "stage.f_kernel": [3], "stage.f_groups": [0], "stage.a_condense": [2, 4], "stage.a_pool": ["max"], "stage.a_ratio": [0.25],
-    "stage.a_kernel": [3], "stage.a_groups": [0], "head.width": [32, 64],
-}
-
-
-def write_tiny_space(folder: Path) -> Path:
-    """The shipped dcac space with fewer, smaller options (rule-breaking ones kept), at 64 px / 16 px proxy."""
-    data = yaml.safe_load(builtin_spaces()["dcac"].read_text())
-    for key in ("seed", "seed_genome"):
-        data.pop(key, None)
-    data.update(name="tiny", deployment={"channels": 3, "resolution": 64, "num_classes": 1000},
-                proxy={"resolution": 16, "skip_reductions": 0})
-    for name, value in data["genes"].items():
-        if isinstance(value, dict):
-            value["count"] = TINY_GENES.get(f"{name}.count", value["count"])
-            for member in value["genes"]:
-                value["genes"][member] = TINY_GENES.get(f"{name}.{member}", value["genes"][member])
-        else:
-            data["genes"][name] = TINY_GENES.get(name, value)
-    path = Path(folder) / "tiny.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
-
 
 PROTOCOL = {
     "training.train_images": 64, "training.val_images": 50, "training.batch_size": 32,

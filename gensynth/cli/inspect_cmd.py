@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Callable
 
 from rich.console import Console
 from rich.table import Table
@@ -19,12 +20,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "the totals, peak activation memory and batch-1 single-thread latency.",
     )
     p.add_argument("graph", type=Path, help="architecture graph file (.yaml or .json)")
-    p.add_argument("--resolution", type=int, help="input resolution in px (default: the graph's, 224 for dcac)")
-    p.add_argument("--runs", type=int, default=20, help="timed latency runs after warm-up; 0 skips latency (default: 20)")
+    p.add_argument("--resolution", type=at_least(1), help="input resolution in px (default: the graph's, 224 for dcac)")
+    p.add_argument("--runs", type=at_least(0), default=20, help="timed latency runs after warm-up; 0 skips latency (default: 20)")
     p.add_argument("--onnx", action="store_true", help="also time onnxruntime (needs gensynth[onnx])")
     p.add_argument("--draw", type=Path, metavar="FILE", help="also draw the graph (.svg, .png, .pdf with graphviz; .dot text)")
     p.add_argument("--summary", action="store_true", help="totals only, no layer table")
     p.set_defaults(run=run)
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    return parse
 
 
 def run(args: argparse.Namespace) -> int:

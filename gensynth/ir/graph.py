@@ -76,7 +76,7 @@ class ArchGraph:
         return self.g.graph["num_classes"]
 
     def input_shape(self, resolution: int | None = None) -> Shape:
-        res = resolution or self.resolution
+        res = self.resolution if resolution is None else resolution
         return (self.input_channels, res, res)
 
     # -- queries ------------------------------------------------------------------

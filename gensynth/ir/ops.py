@@ -120,6 +120,8 @@ def _pool_infer(attrs: dict[str, Any], ins: list[Shape], ctx: GraphContext) -> S
     c, h, w = _spatial_input(ins[0])
     k, s = attrs["kernel"], attrs["stride"]
     pad = attrs.get("padding", 0)
+    if pad > k // 2:
+        raise OpError(f"padding {pad} must be at most half the kernel ({k} // 2 = {k // 2})")
     return (c, spatial_out(h, k, s, pad, ceil=True), spatial_out(w, k, s, pad, ceil=True))
 
 
@@ -184,7 +186,7 @@ _BRANCH_ATTRS = {
     "condense": Attr(int, 2, minimum=1),
     "pool": Attr(str, "max", POOLS),
     "ratio": Attr(float, 0.25, minimum=0.01),
-    "kernel": Attr(int, 3, minimum=1),
+    "kernel": Attr(int, 3, (1, 3, 5, 7)),
     "groups": Attr(int, 1, minimum=0),
 }
 

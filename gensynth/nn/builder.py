@@ -28,22 +28,22 @@ def build_model(graph: ArchGraph, resolution: int | None = None) -> fx.GraphModu
     names: dict[str, str] = {}
     for node in graph.order():
         op = graph.op(node)
-        if op == "input":
-            values[node] = fx_graph.placeholder("x")
-            continue
         name = module_name(node)
-        if name in modules or name == "x":
-            raise GraphError(f"node '{node}': its module name '{name}' clashes with node '{names.get(name, 'x')}'")
+        if name in names:
+            raise GraphError(f"node '{node}': its module name '{name}' clashes with node '{names[name]}'")
+        names[name] = node
+        if op == "input":
+            values[node] = fx_graph.placeholder(name)
+            continue
         srcs = graph.inputs(node)
         factory = MODULES.get(op)
         if factory is None:
             raise GraphError(f"node '{node}': no module is registered for op '{op}'")
         modules[name] = factory(graph.attrs(node), [shapes[s] for s in srcs], shapes[node])
-        names[name] = node
         values[node] = fx_graph.call_module(name, tuple(values[s] for s in srcs))
     fx_graph.output(values[graph.output_node()])
     model = fx.GraphModule(modules, fx_graph, class_name=_class_name(graph.name))
-    model.node_names = names
+    model.node_names = {name: node for name, node in names.items() if name in modules}
     return model
 
 

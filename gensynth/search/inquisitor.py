@@ -1,6 +1,7 @@
 """The inquisitor: measures a candidate. Two phases, each a picklable task for any executor.
 
-* ``probe``: params, MACs and latency at the deployment shape (peak activation
+* ``probe``: params, MACs (by the graph's per-op rules, which equal fvcore's
+  count of the built model) and latency at the deployment shape (peak activation
   memory, a second forward pass, is measured only for the emitted winner);
 * ``train``: proxy training and validation top-1.
 
@@ -17,7 +18,7 @@ from typing import Any, Iterator
 
 import torch
 
-from ..cost import count_macs, count_params, measure_latency
+from ..cost import count_params, graph_macs, measure_latency
 from ..data import ProxyDataset
 from ..ir.serialize import from_dict
 from ..nn.builder import build_model
@@ -65,12 +66,7 @@ def probe(task: ProbeTask) -> TaskResult:
         graph = from_dict(task.graph)
         model = build_model(graph).eval()
         shape = graph.input_shape()
-        macs = count_macs(model, shape)
-        measurements = {
-            "params": float(count_params(model)),
-            "macs": float(macs.macs),
-            "other_ops": float(macs.other_ops),
-        }
+        measurements = {"params": float(count_params(model)), "macs": float(sum(graph_macs(graph).values()))}
         timings["cost_s"] = time.perf_counter() - start
         if task.latency.runs:
             start = time.perf_counter()

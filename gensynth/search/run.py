@@ -243,7 +243,7 @@ def _measure_now(executor: Executor, probe: ProbeTask, train: TrainTask, scalar:
 
 def _check_measurable(engine: ConstraintEngine, config: SearchConfig) -> None:
     """Refuse a measured constraint that needs a measurement this run never makes (it would be skipped)."""
-    measured = {"params", "macs", "other_ops", "accuracy", "train_loss", "score"}
+    measured = {"params", "macs", "accuracy", "train_loss", "score"}
     if config.latency.runs:
         measured.add("latency_ms")
     for constraint in engine.of_stage("measured"):

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..ir import serialize
-from ..ir.graph import ArchGraph
+from ..ir.graph import ArchGraph, GraphError
 from .families import FAMILIES
 from .genes import Choice, Chooser, Gene, Genome, RandomChooser, Repeat, ReplayChooser, gene_names, space_size, walk
 
@@ -67,8 +67,16 @@ class SearchSpace:
         return replayed
 
     def to_graph(self, genome: Genome, name: str | None = None) -> ArchGraph:
-        """Build the architecture graph of ``genome``."""
-        graph = FAMILIES[self.family].build(genome, self)
+        """Build and validate the architecture graph of ``genome``.
+
+        A genome the family cannot build (an option value the ops reject, a shape
+        that does not fit) is a mistake in the space file: ``UserError`` naming it.
+        """
+        try:
+            graph = FAMILIES[self.family].build(genome, self)
+            graph.validate()
+        except (GraphError, ValueError) as err:
+            raise UserError(f"{self.path or self.name}: genome → graph: {err}") from None
         if name:
             graph.g.graph["name"] = name
         return graph
@@ -204,6 +212,7 @@ def _dataclass(cls: type, raw: Any, key: str, path: Path) -> Any:
     for name, value in raw.items():
         if name not in fields:
             raise UserError(f"{path}: unknown key '{key}.{name}' (expected one of: {', '.join(fields)})")
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise UserError(f"{path}: key '{key}.{name}' must be a non-negative integer, got {value!r}")
+        least = 0 if name == "skip_reductions" else 1
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise UserError(f"{path}: key '{key}.{name}' must be an integer >= {least}, got {value!r}")
     return cls(**raw)
