@@ -9,19 +9,17 @@ import json
 import os
 
 import pytest
-import torch
 import yaml
 
 ray = pytest.importorskip("ray")
 
-from gensynth.cli.main import main  # noqa: E402
 from gensynth.data import load_dataset  # noqa: E402
 from gensynth.ir import to_dict  # noqa: E402
 from gensynth.search.config import LatencyConfig, TrainingConfig  # noqa: E402
 from gensynth.search.executors import LocalExecutor, RayExecutor  # noqa: E402
 from gensynth.search.inquisitor import ProbeTask, TaskResult, TrainTask  # noqa: E402
 from gensynth.space import load_space  # noqa: E402
-from tiny_space import write_tiny_space  # noqa: E402
+from tiny_space import main_one_thread, write_protocol, write_tiny_space  # noqa: E402
 
 @pytest.fixture(scope="module")
 def cluster():
@@ -119,20 +117,10 @@ def test_local_executor_failures_are_results():
 def ray_run(cluster, tmp_path_factory):
     root = tmp_path_factory.mktemp("ray")
     space = write_tiny_space(root)
-    cfg = root / "protocol.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "training": {"train_images": 64, "val_images": 50, "batch_size": 32},
-        "latency": {"runs": 1, "warmup": 0},
-        "export_onnx": False,
-    }))
+    cfg = write_protocol(root)
     out = root / "run"
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        code = main(["search", "--space", str(space), "--config", str(cfg), "--budget", "2", "--seed", "0", "--out", str(out),
-                     "--executor", "ray", "--workers", "2", "--no-progress"])
-    finally:
-        torch.set_num_threads(before)
+    code = main_one_thread(["search", "--space", str(space), "--config", str(cfg), "--budget", "2", "--seed", "0", "--out", str(out),
+                            "--executor", "ray", "--workers", "2", "--no-progress"])
     still_up = ray.is_initialized()
     return code, out, still_up
 

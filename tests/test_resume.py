@@ -16,11 +16,9 @@ from pathlib import Path
 
 import optuna
 import pytest
-import torch
 import yaml
 
-from gensynth.cli.main import main
-from tiny_space import write_tiny_space  # noqa: E402
+from tiny_space import main_one_thread, write_protocol, write_tiny_space  # noqa: E402
 
 GENSYNTH = Path(sys.executable).with_name("gensynth")
 if not GENSYNTH.exists():  # not run from the venv's own python
@@ -31,27 +29,11 @@ def setup(tmp_path_factory) -> tuple[Path, Path]:
     """(space file, config file with the tiny protocol)."""
     root = tmp_path_factory.mktemp("resume")
     space = write_tiny_space(root)
-    cfg = root / "protocol.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "space": str(space),
-        "training": {"train_images": 64, "val_images": 50, "batch_size": 32},
-        "latency": {"runs": 1, "warmup": 0},
-        "export_onnx": False,
-    }))
-    return space, cfg
+    return space, write_protocol(root, space=str(space))
 
 
 def argv(cfg: Path, out: Path, budget: int, *extra: str) -> list[str]:
     return ["search", "--config", str(cfg), "--budget", str(budget), "--seed", "0", "--out", str(out), "--no-progress", *extra]
-
-
-def run_in_process(args: list[str]) -> int:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return main(args)
-    finally:
-        torch.set_num_threads(before)
 
 
 def lines(run: Path) -> list[str]:
@@ -133,7 +115,7 @@ def finished(setup, tmp_path_factory) -> tuple[Path, Path]:
     """A finished budget-2 run: (config, run dir)."""
     _, cfg = setup
     out = tmp_path_factory.mktemp("finished") / "run"
-    assert run_in_process(argv(cfg, out, 2)) == 0
+    assert main_one_thread(argv(cfg, out, 2)) == 0
     assert sum(r["inquired"] for r in parsed(out)) == 2
     return cfg, out
 
@@ -141,7 +123,7 @@ def finished(setup, tmp_path_factory) -> tuple[Path, Path]:
 def test_rerun_of_a_finished_run_evaluates_nothing(finished, capsys):
     cfg, out = finished
     before = (out / "candidates.jsonl").read_bytes()
-    assert run_in_process(argv(cfg, out, 2)) == 0
+    assert main_one_thread(argv(cfg, out, 2)) == 0
     assert (out / "candidates.jsonl").read_bytes() == before
     assert "2 evaluated" in capsys.readouterr().out
 
@@ -153,7 +135,7 @@ def test_a_torn_last_line_is_cut_on_resume(finished):
     last = before.splitlines()[-1]
     with open(journal, "ab") as f:
         f.write(last[: len(last) // 2])  # a kill in the middle of a write
-    assert run_in_process(argv(cfg, out, 2)) == 0
+    assert main_one_thread(argv(cfg, out, 2)) == 0
     assert journal.read_bytes() == before
     for line in lines(out):
         json.loads(line)
@@ -171,7 +153,7 @@ def test_a_different_option_on_an_existing_run_is_refused(finished, capsys, extr
         args[args.index("--seed") + 1] = extra[1]
     else:
         args += extra
-    assert run_in_process(args) == 2
+    assert main_one_thread(args) == 2
     err = capsys.readouterr().err
     lines_ = [line for line in err.splitlines() if line.strip()]
     assert len(lines_) == 1 and "Traceback" not in err, err
@@ -197,7 +179,7 @@ def test_the_same_run_directory_named_differently_resumes(finished, monkeypatch,
     cfg, out = finished
     before = (out / "candidates.jsonl").read_bytes()
     monkeypatch.chdir(out.parent)
-    code = run_in_process(argv(cfg, Path(out.name), 2))
+    code = main_one_thread(argv(cfg, Path(out.name), 2))
     err = capsys.readouterr().err
     assert code == 0, err
     assert (out / "candidates.jsonl").read_bytes() == before
@@ -207,7 +189,7 @@ def test_a_larger_budget_evaluates_only_the_difference(finished):
     """(Last in this module: it grows the shared finished run to budget 4.)"""
     cfg, out = finished
     before = lines(out)
-    assert run_in_process(argv(cfg, out, 4)) == 0
+    assert main_one_thread(argv(cfg, out, 4)) == 0
     after = lines(out)
     assert after[: len(before)] == before
     records = [json.loads(line) for line in after]
@@ -217,5 +199,5 @@ def test_a_larger_budget_evaluates_only_the_difference(finished):
     hashes = inquired_hashes(records)
     assert len(hashes) == len(set(hashes))
     assert yaml.safe_load((out / "config.yaml").read_text())["budget"] == 4
-    assert run_in_process(argv(cfg, out, 4)) == 0  # and once more: nothing new
+    assert main_one_thread(argv(cfg, out, 4)) == 0  # and once more: nothing new
     assert lines(out) == after

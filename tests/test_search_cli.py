@@ -28,6 +28,7 @@ from gensynth.ir import load
 from gensynth.nn.builder import build_model
 from gensynth.plugins import installed_constraints
 from gensynth.search.report import leaderboard, rejections, status_counts
+from tiny_space import main_one_thread, write_protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "tests" / "plugins"
@@ -48,20 +49,10 @@ def records(run: Path) -> list[dict]:
 def e2e(tmp_path_factory) -> Path:
     """`gensynth search` on the shipped dcac space, budget 2, ONNX export on."""
     root = tmp_path_factory.mktemp("e2e")
-    cfg = root / "tiny-protocol.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "training": {"train_images": 64, "val_images": 50, "batch_size": 32},
-        "latency": {"runs": 1, "warmup": 0},
-        "export_onnx": True,
-    }))
+    cfg = write_protocol(root, export_onnx=True)
     run = root / "run"
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        code = main(["search", "--config", str(cfg), "--space", "dcac", "--budget", "2", "--seed", "0", "--name", "e2e",
-                     "--out", str(run), "--no-progress"])
-    finally:
-        torch.set_num_threads(before)
+    code = main_one_thread(["search", "--config", str(cfg), "--space", "dcac", "--budget", "2", "--seed", "0", "--name", "e2e",
+                            "--out", str(run), "--no-progress"])
     assert code == 0
     return run
 

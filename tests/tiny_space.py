@@ -36,3 +36,31 @@ def write_tiny_space(folder: Path) -> Path:
     path = Path(folder) / "tiny.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+TINY_PROTOCOL = {
+    "training": {"train_images": 64, "val_images": 50, "batch_size": 32},
+    "latency": {"runs": 1, "warmup": 0},
+    "export_onnx": False,
+}
+
+
+def write_protocol(folder: Path, **extra: object) -> Path:
+    """A --config file with the tiny proxy protocol (about a second per candidate), plus ``extra`` options."""
+    path = Path(folder) / "protocol.yaml"
+    path.write_text(yaml.safe_dump({**TINY_PROTOCOL, **extra}))
+    return path
+
+
+def main_one_thread(args: list[str]) -> int:
+    """Run the CLI in-process with one torch thread (the suite shares 2 cores), restoring the setting."""
+    import torch
+
+    from gensynth.cli.main import main
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return main(args)
+    finally:
+        torch.set_num_threads(before)
