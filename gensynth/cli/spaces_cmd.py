@@ -10,6 +10,7 @@ from rich.table import Table
 from ..errors import UserError
 from ..ir import save
 from ..space import builtin_spaces, load_space
+from ..space.genes import gene_names
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -33,7 +34,7 @@ def run_list(args: argparse.Namespace) -> int:
     table = Table("space", "family", "genes", "size", "file", title="search spaces")
     for name, path in builtin_spaces().items():
         space = load_space(path)
-        table.add_row(name, space.family, str(len(space.genes)), f"{space.size():.3e}", str(path))
+        table.add_row(name, space.family, str(len(gene_names(space.genes))), f"{space.size():.3e}", str(path))
     Console().print(table)
     return 0
 
