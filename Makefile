@@ -5,7 +5,7 @@ STAMP := $(VENV)/.gensynth-installed
 DEMO := runs/demo
 DRAW := $(if $(shell command -v dot),svg,dot)
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-all bench clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -26,11 +26,12 @@ demo: install
 	$(VENV)/bin/gensynth search --config experiments/demo.yaml
 	$(VENV)/bin/gensynth show $(DEMO)
 
+# the suite (about 3 minutes on 2 cores); test-all adds the slow-marked tests (about 9 minutes)
 test: install
-	$(PY) -m pytest -q
-
-test-fast: install
 	$(PY) -m pytest -q -m "not slow"
+
+test-all: install
+	$(PY) -m pytest -q
 
 bench: install
 	$(PY) experiments/bench_core.py
