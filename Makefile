@@ -1,4 +1,4 @@
-# Set-up on a fresh machine: `make demo` (install + main job), `make test` (install + whole suite).
+# Set-up on a fresh machine: `make demo` (install + main job), `make test` (install + test suite).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.gensynth-installed
