@@ -61,6 +61,7 @@ class SearchConfig:
     name: str = ""
     out: str = ""
     sampler: str = "tpe"
+    history: int = 300
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     constraints: list[Any] = field(default_factory=lambda: list(DEFAULT_CONSTRAINTS))
     data: str = "fashion-mnist"
@@ -165,6 +166,8 @@ def check(config: SearchConfig, where: str) -> None:
         raise UserError(f"{where}: sampler {config.sampler!r} unknown (expected one of: {', '.join(SAMPLERS)})")
     if config.executor not in EXECUTORS:
         raise UserError(f"{where}: executor {config.executor!r} unknown (expected one of: {', '.join(EXECUTORS)})")
+    if config.history < 0:
+        raise UserError(f"{where}: history must be >= 0 (0: the sampler sees every trial), got {config.history}")
     for key in ("workers", "threads_per_worker"):
         if getattr(config, key) < 1:
             raise UserError(f"{where}: {key} must be >= 1, got {getattr(config, key)}")

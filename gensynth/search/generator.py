@@ -4,8 +4,13 @@ Sampling runs on an in-memory study (Optuna's RDB storage writes every
 suggested parameter in its own transaction: ~1 s per 80-gene proposal on
 SQLite). Finished trials are mirrored, in trial-number order, into the run's
 persistent storage (SQLite by default, any Optuna URL) so optuna-dashboard
-can open it; ``candidates.jsonl`` is the source of truth that a resumed run
-replays into a fresh in-memory study.
+can open it; a writer thread does it behind the search (~55 ms per trial).
+``candidates.jsonl`` is the source of truth that a resumed run replays into a
+fresh in-memory study.
+
+TPE re-reads every earlier trial on each ask, so its cost grows with the run
+(150 ms per ask at 1,150 trials). :class:`RecentHistory` shows the sampler only
+the most recent ``history`` finished trials.
 
 Constraint violations go in with Optuna's per-trial constraints (<= 0
 feasible), which TPE and NSGA-II read, so infeasible regions are learned
@@ -15,6 +20,8 @@ infeasible trials by their violations, not by those values.
 """
 from __future__ import annotations
 
+import queue
+import threading
 import time
 import warnings
 from typing import Any
@@ -31,12 +38,57 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 MIRROR_EVERY_S = 5.0
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    """``tpe`` (multivariate, grouped: one model per conditional sub-space), ``random`` or ``nsga2``, seeded."""
+class _RecentTrials:
+    """A study as a sampler sees it through :class:`RecentHistory`: its last ``window`` trials of any query."""
+
+    def __init__(self, study: optuna.Study, window: int):
+        self._study, self._window = study, window
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+    def _get_trials(self, *args: Any, **kwargs: Any) -> list[FrozenTrial]:
+        return self._study._get_trials(*args, **kwargs)[-self._window:]
+
+    def get_trials(self, *args: Any, **kwargs: Any) -> list[FrozenTrial]:
+        return self._study.get_trials(*args, **kwargs)[-self._window:]
+
+
+class RecentHistory(optuna.samplers.BaseSampler):
+    """Wraps a sampler so that it models only the most recent ``window`` trials (constant cost per ask)."""
+
+    def __init__(self, base: optuna.samplers.BaseSampler, window: int):
+        self.base, self.window = base, window
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+        return self.base.infer_relative_search_space(_RecentTrials(study, self.window), trial)
+
+    def sample_relative(self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, Any]) -> dict[str, Any]:
+        return self.base.sample_relative(_RecentTrials(study, self.window), trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, name: str, distribution: Any) -> Any:
+        return self.base.sample_independent(_RecentTrials(study, self.window), trial, name, distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.base.before_trial(study, trial)
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Any) -> None:
+        self.base.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.base.reseed_rng()
+
+
+def make_sampler(name: str, seed: int, history: int = 0) -> optuna.samplers.BaseSampler:
+    """``tpe`` (multivariate, grouped: one model per conditional sub-space), ``random`` or ``nsga2``, seeded.
+
+    ``history`` > 0 limits TPE to the most recent trials (see :class:`RecentHistory`).
+    """
     if name == "tpe":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+            tpe = optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+        return RecentHistory(tpe, history) if history else tpe
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
     return optuna.samplers.RandomSampler(seed=seed)
@@ -45,14 +97,18 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 class Generator:
     """Asks Optuna for genomes of ``space`` and tells it what the inquisitor and constraints found."""
 
-    def __init__(self, space: SearchSpace, objective: Objective, sampler: str, seed: int, storage: str, study_name: str):
+    def __init__(self, space: SearchSpace, objective: Objective, sampler: str, seed: int, storage: str, study_name: str, history: int = 0):
         self.space, self.objective = space, objective
         directions = list(objective.directions)
-        self.study = optuna.create_study(directions=directions, sampler=make_sampler(sampler, seed))
+        self.study = optuna.create_study(directions=directions, sampler=make_sampler(sampler, seed, history))
         self.mirror = optuna.create_study(storage=storage, study_name=study_name, load_if_exists=True, directions=directions)
         self._open: dict[int, Trial] = {}
         self._mirrored = len(self.mirror.get_trials(deepcopy=False))
         self._last_flush = time.monotonic()
+        self._pending: queue.Queue[list[FrozenTrial] | None] = queue.Queue()
+        self._writer_error: BaseException | None = None
+        self._writer = threading.Thread(target=self._write_mirror, name="gensynth-mirror", daemon=True)
+        self._writer.start()
 
     def replay(self, records: list[dict[str, Any]]) -> None:
         """Rebuild the study from a run's records, in trial order; numbers lost in flight become failed trials."""
@@ -89,9 +145,25 @@ class Generator:
                 break
             done.append(trial)
         if done:
-            self.mirror.add_trials(done)
+            self._pending.put(done)
             self._mirrored += len(done)
         self._last_flush = time.monotonic()
+
+    def close(self) -> None:
+        """Mirror what is finished and wait for the writer; re-raise its error, if any."""
+        self.flush()
+        self._pending.put(None)
+        self._writer.join()
+        if self._writer_error is not None:
+            raise self._writer_error
+
+    def _write_mirror(self) -> None:
+        while (batch := self._pending.get()) is not None:
+            if self._writer_error is None:
+                try:
+                    self.mirror.add_trials(batch)
+                except BaseException as err:  # reported by close(), in the main thread
+                    self._writer_error = err
 
     def _frozen(self, record: dict[str, Any]) -> FrozenTrial:
         chooser = ReplayChooser(record["genome"])

@@ -76,7 +76,7 @@ class Search:
         self.data = load_dataset(config.data, train_limit=config.training.train_images, val_limit=config.training.val_images, seed=config.seed)
         self.store = RunStore.open(config)
         self.records = self.store.records()
-        self.generator = Generator(self.space, self.objective, config.sampler, config.seed, self.store.storage_url(config), config.name or "gensynth")
+        self.generator = Generator(self.space, self.objective, config.sampler, config.seed, self.store.storage_url(config), config.name or "gensynth", config.history)
         self.seen = {r["hash"]: r for r in self.records if r["status"] in ("evaluated", "rejected", "failed") and r.get("hash")}
         self.best = max((r for r in self.records if r.get("feasible")), key=lambda r: r["score"], default=None)
         self.show_progress = progress
@@ -92,7 +92,7 @@ class Search:
             capped = self._loop(executor)
         finally:
             executor.shutdown()
-            self.generator.flush()
+            self.generator.close()
         final = emit_final(self) if self.best else None
         return RunResult(self.store.root, self.evaluated, self.feasible, self.proposals, capped, self.best, final)
 
