@@ -31,7 +31,7 @@ def emit_final(search: Search) -> Path:
     save(proxy, final / "proxy.yaml")
     if search.store.best_weights_path.exists():
         shutil.copyfile(search.store.best_weights_path, final / "weights.pt")
-    (final / "summary.md").write_text(_summary(search, best, [n for n in notes if n]))
+    (final / "summary.md").write_text(_summary(search, best, graph, [n for n in notes if n]))
     return final
 
 
@@ -54,10 +54,9 @@ def _onnx(graph: ArchGraph, final: Path, wanted: bool) -> str:
     return ""
 
 
-def _summary(search: Search, best: dict, notes: list[str]) -> str:
+def _summary(search: Search, best: dict, graph: ArchGraph, notes: list[str]) -> str:
     cfg, records = search.config, search.records
     m = best["measurements"]
-    graph = search.space.to_graph(best["genome"])
     peak = peak_activation_bytes(build_model(graph).eval(), graph.input_shape())
     lines = [
         f"# {STEM}: the best feasible architecture of run `{search.store.root}`",

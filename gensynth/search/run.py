@@ -188,7 +188,6 @@ class Search:
             self.best = record
             if weights:
                 self.store.save_best_weights(weights)
-        return None
 
     def _finish_duplicate(self, p: _Pending, earlier: dict[str, Any]) -> None:
         record = {
