@@ -16,7 +16,7 @@ ray = pytest.importorskip("ray")
 from gensynth.data import load_dataset  # noqa: E402
 from gensynth.ir import to_dict  # noqa: E402
 from gensynth.search.config import LatencyConfig, TrainingConfig  # noqa: E402
-from gensynth.search.executors import LocalExecutor, RayExecutor  # noqa: E402
+from gensynth.search.executors import RayExecutor  # noqa: E402
 from gensynth.search.inquisitor import ProbeTask, TaskResult, TrainTask  # noqa: E402
 from gensynth.space import load_space  # noqa: E402
 from tiny_space import main_one_thread, write_protocol, write_tiny_space  # noqa: E402
@@ -96,18 +96,6 @@ def test_a_crashing_remote_function_goes_through_the_error_path(executor, cluste
     ((key, result),) = executor.wait()
     assert key == "custom" and not result.ok and result.reason.startswith("worker failed")
     assert executor._pending == {}
-
-
-def test_local_executor_failures_are_results():
-    ex = LocalExecutor()
-    ex.start(load_dataset("fashion-mnist", train_limit=64, val_limit=50, seed=0))
-    broken = {"nodes": [{"name": "input", "op": "input"}, {"name": "x", "op": "no_such_op", "inputs": ["input"]}]}
-    ex.submit(1, ProbeTask(broken, LatencyConfig(runs=0), 1))
-    ex.submit(2, TrainTask(broken, load_space("dcac").proxy, TrainingConfig(), 0, 1))
-    done = dict(ex.wait())
-    assert set(done) == {1, 2}
-    assert all(not r.ok and r.reason.startswith("crashed:") for r in done.values())
-    assert ex.wait() == []
 
 
 # -- a search on Ray ------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
-"""Executors run inquisitor tasks: in-process (default) or as Ray tasks on a local or remote cluster.
+"""Executors run inquisitor tasks: locally (the default) or as Ray tasks on a local or remote cluster.
 
 Only the driver writes the run's storage: executors return results, never files.
+While an executor works in the background the driver prepares the next
+candidate (see :attr:`Executor.runs_in_background`).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from ..data import ProxyDataset
 from ..errors import UserError
 from .config import SearchConfig
 from .inquisitor import ProbeTask, TaskResult, TrainTask, probe, train
+from .probe_process import ProbeProcess
 
 Task = Union[ProbeTask, TrainTask]
 
@@ -30,24 +33,53 @@ class Executor(ABC):
     def wait(self) -> list[tuple[Any, TaskResult]]:
         """Block until at least one submitted task finishes; return the finished ``(key, result)`` pairs."""
 
+    @property
+    def runs_in_background(self) -> bool:
+        """Whether submitted work is running without the driver, which may meanwhile prepare the next candidate."""
+        return False
+
+    def has_results(self) -> bool:
+        """Whether :meth:`wait` would return at once."""
+        return True
+
     def shutdown(self) -> None:
         """Release workers."""
 
 
 class LocalExecutor(Executor):
-    """Runs each task in this process when it is submitted (deterministic order)."""
+    """Trains in this process when a train task is submitted; probes run in a probe process beside it.
+
+    Results come back in submission order, so a sequential run is deterministic.
+    """
 
     def start(self, data: ProxyDataset) -> None:
         self.data = data
         self.done: list[tuple[Any, TaskResult]] = []
+        self.probing: list[Any] = []
+        self.probes = ProbeProcess()
 
     def submit(self, key: Any, task: Task) -> None:
-        result = probe(task) if isinstance(task, ProbeTask) else train(task, self.data)
-        self.done.append((key, result))
+        if isinstance(task, ProbeTask):
+            self.probes.submit(task)
+            self.probing.append(key)
+        else:
+            self.done.append((key, train(task, self.data)))
+
+    @property
+    def runs_in_background(self) -> bool:
+        return bool(self.probing)
+
+    def has_results(self) -> bool:
+        return bool(self.done) or (bool(self.probing) and self.probes.has_result())
 
     def wait(self) -> list[tuple[Any, TaskResult]]:
         done, self.done = self.done, []
+        if self.probing:
+            done.append((self.probing.pop(0), self.probes.result()))
         return done
+
+    def shutdown(self) -> None:
+        self.probes.stop()
 
 
 class RayExecutor(Executor):
@@ -90,6 +122,14 @@ class RayExecutor(Executor):
                 reason = f"worker failed after {self.max_retries} retries: {type(err).__name__}: {str(err).splitlines()[0]}"
                 done.append((key, TaskResult(False, reason=reason)))
         return done
+
+    @property
+    def runs_in_background(self) -> bool:
+        return bool(self._pending)
+
+    def has_results(self) -> bool:
+        ready, _ = self.ray.wait(list(self._pending), num_returns=1, timeout=0)
+        return bool(ready)
 
     def shutdown(self) -> None:
         if self._started and self.ray.is_initialized():

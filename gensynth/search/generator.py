@@ -4,7 +4,9 @@ Sampling runs on an in-memory study (Optuna's RDB storage writes every
 suggested parameter in its own transaction: ~1 s per 80-gene proposal on
 SQLite). Finished trials are mirrored, in trial-number order, into the run's
 persistent storage (SQLite by default, any Optuna URL) so optuna-dashboard
-can open it; a writer thread does it behind the search (~55 ms per trial).
+can open it. Writing costs ~65-100 ms per trial on SQLite (Optuna writes each
+parameter in its own statements); the search loop writes while the executor
+measures in the background, and stops when a result is ready.
 ``candidates.jsonl`` is the source of truth that a resumed run replays into a
 fresh in-memory study.
 
@@ -20,11 +22,8 @@ infeasible trials by their violations, not by those values.
 """
 from __future__ import annotations
 
-import queue
-import threading
-import time
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import optuna
 from optuna.distributions import CategoricalDistribution
@@ -35,7 +34,6 @@ from ..space.space import SearchSpace
 from .objective import Objective
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-MIRROR_EVERY_S = 5.0
 
 
 class _RecentTrials:
@@ -104,11 +102,6 @@ class Generator:
         self.mirror = optuna.create_study(storage=storage, study_name=study_name, load_if_exists=True, directions=directions)
         self._open: dict[int, Trial] = {}
         self._mirrored = len(self.mirror.get_trials(deepcopy=False))
-        self._last_flush = time.monotonic()
-        self._pending: queue.Queue[list[FrozenTrial] | None] = queue.Queue()
-        self._writer_error: BaseException | None = None
-        self._writer = threading.Thread(target=self._write_mirror, name="gensynth-mirror", daemon=True)
-        self._writer.start()
 
     def replay(self, records: list[dict[str, Any]]) -> None:
         """Rebuild the study from a run's records, in trial order; numbers lost in flight become failed trials."""
@@ -133,37 +126,21 @@ class Generator:
             self.study.tell(trial, state=TrialState.FAIL)
         else:
             self.study.tell(trial, values)
-        if time.monotonic() - self._last_flush > MIRROR_EVERY_S:
-            self.flush()
 
-    def flush(self) -> None:
-        """Copy finished trials into the persistent storage, in order, up to the first one still running."""
-        trials = self.study.get_trials(deepcopy=False)
-        done: list[FrozenTrial] = []
-        for trial in trials[self._mirrored:]:
-            if trial.state == TrialState.RUNNING:
+    def flush(self, stop: Callable[[], bool] = lambda: False) -> None:
+        """Copy finished trials into the persistent storage, in order, up to the first one still running.
+
+        ``stop`` is asked before each trial; the rest waits for the next call when it says True.
+        """
+        for trial in self.study.get_trials(deepcopy=False)[self._mirrored:]:
+            if trial.state == TrialState.RUNNING or stop():
                 break
-            done.append(trial)
-        if done:
-            self._pending.put(done)
-            self._mirrored += len(done)
-        self._last_flush = time.monotonic()
+            self.mirror.add_trial(trial)
+            self._mirrored += 1
 
     def close(self) -> None:
-        """Mirror what is finished and wait for the writer; re-raise its error, if any."""
+        """Mirror everything that finished."""
         self.flush()
-        self._pending.put(None)
-        self._writer.join()
-        if self._writer_error is not None:
-            raise self._writer_error
-
-    def _write_mirror(self) -> None:
-        while (batch := self._pending.get()) is not None:
-            if self._writer_error is None:
-                try:
-                    self.mirror.add_trials(batch)
-                except BaseException as err:  # reported by close(), in the main thread
-                    self._writer_error = err
 
     def _frozen(self, record: dict[str, Any]) -> FrozenTrial:
         chooser = ReplayChooser(record["genome"])

@@ -105,25 +105,45 @@ class Search:
         return sum(1 for r in self.records if r.get("feasible"))
 
     def _loop(self, executor: Executor) -> bool:
-        budget, cap = self.config.budget, self.config.proposal_cap
+        """Keep the executor busy until the budget is spent; True when the proposal cap stopped it first.
+
+        While the executor works in the background the driver prepares the next
+        candidate (in a sequential run, at the same point every time), then
+        writes the storage mirror until a result is ready, so that engine work
+        overlaps the measurements instead of adding to them.
+        """
+        budget = self.config.budget
         self.proposals = len(self.generator.study.trials)
         in_flight: dict[int, _Pending] = {}
+        ready: _Pending | None = None
         with SearchProgress(budget, enabled=self.show_progress) as bar:
             bar.update(self.evaluated, self.feasible, self.best)
             while True:
-                while len(in_flight) < executor.capacity and self.evaluated + len(in_flight) < budget and self.proposals < cap:
-                    pending = self._propose()
-                    if pending:
-                        in_flight[pending.number] = pending
-                        executor.submit(pending.number, self._probe_task(pending.graph))
+                while len(in_flight) < executor.capacity and self.evaluated + len(in_flight) < budget:
+                    pending, ready = ready or self._next_candidate(), None
+                    if pending is None:
+                        break
+                    in_flight[pending.number] = pending
+                    executor.submit(pending.number, self._probe_task(pending.graph))
                 if not in_flight:
-                    return self.proposals >= cap and self.evaluated < budget
+                    return self.proposals >= self.config.proposal_cap and self.evaluated < budget
+                if executor.runs_in_background:
+                    if ready is None and self.evaluated + len(in_flight) < budget:
+                        ready = self._next_candidate()
+                    self.generator.flush(stop=executor.has_results)
                 for number, result in executor.wait():
                     if self._advance(in_flight[number], result):
                         executor.submit(number, self._train_task(in_flight[number].graph))
                     else:
                         del in_flight[number]
                     bar.update(self.evaluated, self.feasible, self.best)
+
+    def _next_candidate(self) -> _Pending | None:
+        """Propose until a new, structurally feasible candidate comes up; None at the proposal cap."""
+        while self.proposals < self.config.proposal_cap:
+            if pending := self._propose():
+                return pending
+        return None
 
     def _propose(self) -> _Pending | None:
         """Ask for a genome; decide duplicates and structural rejections at once; return what needs measuring."""

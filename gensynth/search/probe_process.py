@@ -1,0 +1,104 @@
+"""The probe process: a child Python process that runs probe tasks beside the driver.
+
+The local executor trains in the driver's process but sends probes (build,
+params, MACs, single-thread latency timing) here. The timing then runs apart
+from the driver's threads and heap, and on a machine with a spare core the
+driver prepares the next candidate and writes the storage mirror while it
+runs, so the engine's own work overlaps the timing instead of adding to it.
+
+Requests and replies are pickles on the child's stdin and stdout, one task
+at a time in order. A child that dies (killed, out of memory, a crash in
+native code) fails the task it was running; the next task starts a fresh one.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import subprocess
+import sys
+from pathlib import Path
+from typing import BinaryIO
+
+from .inquisitor import ProbeTask, TaskResult, probe
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+class ProbeProcess:
+    """Runs :class:`ProbeTask` s in a child process, in submission order."""
+
+    def __init__(self) -> None:
+        self._child: subprocess.Popen[bytes] | None = None
+        self.outstanding = 0
+
+    def submit(self, task: ProbeTask) -> None:
+        """Send ``task``; its result comes back from :meth:`result`, in order."""
+        if self._child is None or self._child.poll() is not None:
+            self._start()
+        assert self._child is not None and self._child.stdin is not None
+        try:
+            pickle.dump(task, self._child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self._child.stdin.flush()
+        except BrokenPipeError:  # died between tasks: its reply read reports it
+            pass
+        self.outstanding += 1
+
+    def result(self) -> TaskResult:
+        """The result of the oldest outstanding task (blocks until it is done)."""
+        assert self._child is not None and self._child.stdout is not None and self.outstanding
+        self.outstanding -= 1
+        try:
+            return pickle.load(self._child.stdout)
+        except (EOFError, pickle.UnpicklingError):
+            code = self._child.wait()
+            self._child, self.outstanding = None, 0
+            return TaskResult(False, reason=f"crashed: the probe process died (exit code {code})")
+
+    def has_result(self) -> bool:
+        """Whether the oldest outstanding result (or the child's death) can be read without waiting."""
+        assert self._child is not None and self._child.stdout is not None
+        readable, _, _ = select.select([self._child.stdout], [], [], 0)
+        return bool(readable)
+
+    def stop(self) -> None:
+        """End the child (it finishes nothing further)."""
+        if self._child is None:
+            return
+        assert self._child.stdin is not None
+        self._child.stdin.close()
+        try:
+            self._child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._child.kill()
+            self._child.wait()
+        self._child, self.outstanding = None, 0
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid if self._child else None
+
+    def _start(self) -> None:
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p))
+        self._child = subprocess.Popen([sys.executable, "-c", f"from {__name__} import main; main()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self.outstanding = 0
+
+
+def serve(requests: BinaryIO, replies: BinaryIO) -> None:
+    """The child's loop: read a task, reply with its result, until the driver closes the pipe."""
+    while True:
+        try:
+            task = pickle.load(requests)
+        except EOFError:
+            return
+        pickle.dump(probe(task), replies, protocol=pickle.HIGHEST_PROTOCOL)
+        replies.flush()
+
+
+def main() -> None:
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints go to stderr, not into the replies
+    try:
+        serve(sys.stdin.buffer, replies)
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the driver reports it
+        pass
