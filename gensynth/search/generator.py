@@ -4,7 +4,7 @@ Sampling runs on an in-memory study (Optuna's RDB storage writes every
 suggested parameter in its own transaction: ~1 s per 80-gene proposal on
 SQLite). Finished trials are mirrored, in trial-number order, into the run's
 persistent storage (SQLite by default, any Optuna URL) so optuna-dashboard
-can open it. Writing costs ~65-100 ms per trial on SQLite (Optuna writes each
+can open it. Writing costs ~65 ms per trial on SQLite (Optuna writes each
 parameter in its own statements); the search loop writes while the executor
 measures in the background, and stops when a result is ready.
 ``candidates.jsonl`` is the source of truth that a resumed run replays into a
