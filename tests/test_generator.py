@@ -56,3 +56,16 @@ def test_mirror_holds_every_finished_trial_after_close(tmp_path) -> None:
     assert [t.number for t in mirrored] == [0, 1, 2, 3, 4]
     assert mirrored[3].values == [3.0] and mirrored[3].constraints == {"columnar": 0.0}
     assert mirrored[3].params == gen.study.trials[3].params
+
+
+def test_flush_stops_when_asked_and_close_writes_the_rest(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    gen = Generator(SPACE, make_objective(ObjectiveConfig()), "random", 0, url, "stop-test")
+    for _ in range(4):
+        number, _genome = gen.ask()
+        gen.tell(number, [float(number)], {})
+    answers = iter([False, False, True])
+    gen.flush(stop=lambda: next(answers))
+    assert len(optuna.load_study(study_name="stop-test", storage=url).trials) == 2
+    gen.close()
+    assert [t.values for t in optuna.load_study(study_name="stop-test", storage=url).trials] == [[0.0], [1.0], [2.0], [3.0]]

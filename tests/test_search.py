@@ -283,6 +283,16 @@ def test_same_seed_same_genomes(tiny, baseline, tmp_path):
     assert [r["status"] for r in records(baseline)] == [r["status"] for r in records(again)]
 
 
+def test_the_next_candidate_is_proposed_while_the_current_one_is_probed(baseline):
+    """Proposals for the next candidate, rejections included, are recorded before the current one finishes."""
+    recs = records(baseline)
+    line_of = {r["number"]: i for i, r in enumerate(recs)}
+    numbers = sorted(r["number"] for r in inquired(recs))
+    between = [(a, n) for a, b in zip(numbers, numbers[1:]) for n in range(a + 1, b)]
+    assert between, "no rejected proposals between candidates: the check below would not bite"
+    assert all(line_of[n] < line_of[a] for a, n in between)
+
+
 def test_different_seed_different_genomes(tiny, baseline, tmp_path):
     other = tmp_path / "seed1"
     search(tiny, other, seed=1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import pickle
 import select
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,7 @@ class ProbeProcess:
         except (EOFError, pickle.UnpicklingError):
             code = self._child.wait()
             self._child, self.outstanding = None, 0
-            return TaskResult(False, reason=f"crashed: the probe process died (exit code {code})")
+            return TaskResult(False, reason=f"crashed: the probe process died ({_exit_status(code)})")
 
     def has_result(self) -> bool:
         """Whether the oldest outstanding result (or the child's death) can be read without waiting."""
@@ -62,10 +63,12 @@ class ProbeProcess:
         return bool(readable)
 
     def stop(self) -> None:
-        """End the child (it finishes nothing further)."""
+        """End the child; a task it is still running is abandoned."""
         if self._child is None:
             return
         assert self._child.stdin is not None
+        if self.outstanding:
+            self._child.kill()
         self._child.stdin.close()
         try:
             self._child.wait(timeout=10)
@@ -82,6 +85,13 @@ class ProbeProcess:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p))
         self._child = subprocess.Popen([sys.executable, "-c", f"from {__name__} import main; main()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self.outstanding = 0
+
+
+def _exit_status(code: int) -> str:
+    if code < 0:
+        name = signal.Signals(-code).name
+        return f"killed by {name}" + (", which the kernel's out-of-memory killer sends" if name == "SIGKILL" else "")
+    return f"exit code {code}"
 
 
 def serve(requests: BinaryIO, replies: BinaryIO) -> None:
