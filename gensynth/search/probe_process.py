@@ -7,8 +7,10 @@ driver prepares the next candidate and writes the storage mirror while it
 runs, so the engine's own work overlaps the timing instead of adding to it.
 
 Requests and replies are pickles on the child's stdin and stdout, one task
-at a time in order. A child that dies (killed, out of memory, a crash in
-native code) fails the task it was running; the next task starts a fresh one.
+at a time in order. The child is a plain subprocess, not ``multiprocessing``,
+so a user's script or notebook needs no ``if __name__ == "__main__"`` guard.
+A child that dies (killed, out of memory, a crash in native code) fails the
+task it was running; the next task starts a fresh one.
 """
 from __future__ import annotations
 
