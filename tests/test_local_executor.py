@@ -41,13 +41,13 @@ def test_the_probe_process_measures_what_the_driver_would(probes):
     assert there.measurements["latency_ms"] > 0 and set(there.timings) == {"cost_s", "latency_s"}
 
 
-def test_results_come_back_in_submission_order(probes):
+def test_a_failing_task_comes_back_failed_and_the_same_process_goes_on(probes):
     probes.submit(ProbeTask(BROKEN, LatencyConfig(runs=0), 1))
+    pid = probes.pid
+    failed = probes.result()
+    assert not failed.ok and failed.reason.startswith("crashed:") and "no_such_op" in failed.reason
     probes.submit(small_task())
-    first, second = probes.result(), probes.result()
-    assert not first.ok and first.reason.startswith("crashed:") and "no_such_op" in first.reason
-    assert second.ok
-    assert probes.outstanding == 0
+    assert probes.result().ok and probes.pid == pid and not probes.busy
 
 
 def test_a_probe_process_that_dies_fails_its_task_and_the_next_task_gets_a_fresh_one(probes):
@@ -76,11 +76,25 @@ def test_local_executor_failures_are_results():
     try:
         ex.submit(1, ProbeTask(BROKEN, LatencyConfig(runs=0), 1))
         assert ex.runs_in_background
+        ((key, result),) = ex.wait()
+        assert key == 1 and not ex.runs_in_background
         ex.submit(2, TrainTask(BROKEN, SPACE.proxy, TrainingConfig(), 0, 1))
-        done = dict(ex.wait())
-        assert set(done) == {1, 2}
-        assert all(not r.ok and r.reason.startswith("crashed:") for r in done.values())
-        assert not ex.runs_in_background
+        assert ex.has_results()
+        ((key2, result2),) = ex.wait()
+        assert key2 == 2
+        assert all(not r.ok and r.reason.startswith("crashed:") for r in (result, result2))
         assert ex.wait() == []
+    finally:
+        ex.shutdown()
+
+
+def test_the_local_executor_never_runs_two_tasks_at_once():
+    ex = LocalExecutor()
+    ex.start(load_dataset("fashion-mnist", train_limit=64, val_limit=50, seed=0))
+    try:
+        ex.submit(1, small_task())
+        ex.submit(2, ProbeTask(BROKEN, LatencyConfig(runs=0), 1))  # waits for the first probe's result
+        assert [key for key, _ in ex.wait()] == [1]
+        assert [key for key, _ in ex.wait()] == [2]
     finally:
         ex.shutdown()

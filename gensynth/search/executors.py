@@ -47,35 +47,38 @@ class Executor(ABC):
 
 
 class LocalExecutor(Executor):
-    """Trains in this process when a train task is submitted; probes run in a probe process beside it.
+    """One task at a time: training in this process when it is submitted, a probe in a probe process beside it.
 
-    Results come back in submission order, so a sequential run is deterministic.
+    While a probe runs, :meth:`wait` is the only call that blocks, so the driver
+    proposes meanwhile; a sequential run stays deterministic.
     """
 
     def start(self, data: ProxyDataset) -> None:
         self.data = data
         self.done: list[tuple[Any, TaskResult]] = []
-        self.probing: list[Any] = []
+        self.probing: Any = None
         self.probes = ProbeProcess()
 
     def submit(self, key: Any, task: Task) -> None:
+        if self.probes.busy:
+            self.done.append((self.probing, self.probes.result()))  # never two tasks at once
         if isinstance(task, ProbeTask):
             self.probes.submit(task)
-            self.probing.append(key)
+            self.probing = key
         else:
             self.done.append((key, train(task, self.data)))
 
     @property
     def runs_in_background(self) -> bool:
-        return bool(self.probing)
+        return self.probes.busy
 
     def has_results(self) -> bool:
-        return bool(self.done) or (bool(self.probing) and self.probes.has_result())
+        return bool(self.done) or (self.probes.busy and self.probes.has_result())
 
     def wait(self) -> list[tuple[Any, TaskResult]]:
         done, self.done = self.done, []
-        if self.probing:
-            done.append((self.probing.pop(0), self.probes.result()))
+        if not done and self.probes.busy:
+            done.append((self.probing, self.probes.result()))
         return done
 
     def shutdown(self) -> None:

@@ -7,7 +7,7 @@ driver prepares the next candidate and writes the storage mirror while it
 runs, so the engine's own work overlaps the timing instead of adding to it.
 
 Requests and replies are pickles on the child's stdin and stdout, one task
-at a time in order. The child is a plain subprocess, not ``multiprocessing``,
+at a time. The child is a plain subprocess, not ``multiprocessing``,
 so a user's script or notebook needs no ``if __name__ == "__main__"`` guard.
 A child that dies (killed, out of memory, a crash in native code) fails the
 task it was running; the next task starts a fresh one.
@@ -29,37 +29,38 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class ProbeProcess:
-    """Runs :class:`ProbeTask` s in a child process, in submission order."""
+    """Runs one :class:`ProbeTask` at a time in a child process."""
 
     def __init__(self) -> None:
         self._child: subprocess.Popen[bytes] | None = None
-        self.outstanding = 0
+        self.busy = False
 
     def submit(self, task: ProbeTask) -> None:
-        """Send ``task``; its result comes back from :meth:`result`, in order."""
+        """Send ``task``; its result comes back from :meth:`result`."""
+        assert not self.busy, "one probe at a time: read the last result first"
         if self._child is None or self._child.poll() is not None:
             self._start()
         assert self._child is not None and self._child.stdin is not None
         try:
             pickle.dump(task, self._child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self._child.stdin.flush()
-        except BrokenPipeError:  # died between tasks: its reply read reports it
+        except BrokenPipeError:  # died just now: reading the result reports it
             pass
-        self.outstanding += 1
+        self.busy = True
 
     def result(self) -> TaskResult:
-        """The result of the oldest outstanding task (blocks until it is done)."""
-        assert self._child is not None and self._child.stdout is not None and self.outstanding
-        self.outstanding -= 1
+        """The submitted task's result (blocks until it is done)."""
+        assert self._child is not None and self._child.stdout is not None and self.busy
+        self.busy = False
         try:
             return pickle.load(self._child.stdout)
         except (EOFError, pickle.UnpicklingError):
             code = self._child.wait()
-            self._child, self.outstanding = None, 0
+            self._child = None
             return TaskResult(False, reason=f"crashed: the probe process died ({_exit_status(code)})")
 
     def has_result(self) -> bool:
-        """Whether the oldest outstanding result (or the child's death) can be read without waiting."""
+        """Whether the result (or the child's death) can be read without waiting."""
         assert self._child is not None and self._child.stdout is not None
         readable, _, _ = select.select([self._child.stdout], [], [], 0)
         return bool(readable)
@@ -69,7 +70,7 @@ class ProbeProcess:
         if self._child is None:
             return
         assert self._child.stdin is not None
-        if self.outstanding:
+        if self.busy:
             self._child.kill()
         self._child.stdin.close()
         try:
@@ -77,7 +78,7 @@ class ProbeProcess:
         except subprocess.TimeoutExpired:
             self._child.kill()
             self._child.wait()
-        self._child, self.outstanding = None, 0
+        self._child, self.busy = None, False
 
     @property
     def pid(self) -> int | None:
@@ -86,7 +87,6 @@ class ProbeProcess:
     def _start(self) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p))
         self._child = subprocess.Popen([sys.executable, "-c", f"from {__name__} import main; main()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
-        self.outstanding = 0
 
 
 def _exit_status(code: int) -> str:
