@@ -360,13 +360,13 @@ def test_draw_rejects_unknown_format(tmp_path, small):
         draw(small, tmp_path / "small.txt")
 
 
-def test_every_op_is_documented_and_buildable():
-    from gensynth.nn import MODULES
-
-    assert set(list_ops()) == set(OPS)
-    for name, spec in OPS.items():
-        assert spec.doc, name
-        assert name == "input" or name in MODULES, f"op '{name}' has no module factory"
+def test_every_op_is_documented_buildable_and_counted():
+    assert list_ops() == list(OPS)
+    for name in list_ops():
+        spec = OPS[name]
+        assert spec.name == name and spec.doc, name
+        assert name == "input" or spec.module is not None, f"op '{name}' has no module factory"
+        assert spec.macs is not None, f"op '{name}' has no MAC rule"
 
 
 # -- proxy adaptation ------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .analytic import MAC_RULES, graph_macs
+from .analytic import graph_macs
 from .latency import LatencyReport, measure_latency, measure_onnx_latency
 from .macs import MacReport, UnsupportedOperatorError, count_macs
 from .memory import peak_activation_bytes
@@ -10,7 +10,6 @@ from .onnx_export import export_onnx
 from .params import count_params
 
 __all__ = [
-    "MAC_RULES",
     "graph_macs",
     "LatencyReport",
     "MacReport",

@@ -1,15 +1,33 @@
-"""The operation types of the architecture graph: attributes, arity and shape rules.
+"""The operation types of the architecture graph: attributes, arity, shape rule, module factory, MAC rule.
 
-Each operation is an :class:`OpSpec` in a registry (like fvcore's table of handles).
+Each operation is one :class:`OpSpec` in the :data:`OPS` registry; a single
+:func:`register_op` call declares all of it, so shape inference, the builder
+(:mod:`gensynth.nn.builder`) and the MAC count (:func:`gensynth.cost.graph_macs`)
+read the same entry::
+
+    register_op(OpSpec(
+        "squeeze_excite", "Squeeze-and-excite channel gate.", {"reduction": Attr(int, 4, minimum=1)},
+        infer=lambda attrs, ins, ctx: ins[0],
+        module=lambda attrs, ins, out: SqueezeExcite(ins[0][0], ins[0][0] // attrs["reduction"]),
+        macs=lambda attrs, ins, out: 2 * ins[0][0] * (ins[0][0] // attrs["reduction"]),
+    ))
+
 A shape is ``(channels, height, width)``; the classifier's is ``(num_classes,)``.
-Users add operations with :func:`register_op` (and a module factory in
-:mod:`gensynth.nn.layers`).
+This module must not import torch (the IR is torch-free), so the built-ins are
+declared here without their module factories and MAC rules, which
+:mod:`gensynth.nn.layers` attaches beside the blocks they mirror.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+from ..errors import UserError
+from ..registry import Registry
+
+if TYPE_CHECKING:
+    from torch import nn
 
 Shape = tuple[int, ...]
 REQUIRED = object()
@@ -37,9 +55,28 @@ class Attr:
     minimum: int | float | None = None
 
 
+ModuleFactory = Callable[[dict[str, Any], list[Shape], Shape], "nn.Module"]
+"""``(attrs, input shapes, output shape) -> torch module`` computing the op."""
+MacRule = Callable[[dict[str, Any], list[Shape], Shape], int]
+"""``(attrs, input shapes, output shape) -> multiply-accumulates``, equal to fvcore's count of the module."""
+
+
+def no_macs(attrs: dict[str, Any], ins: list[Shape], out: Shape) -> int:
+    """The MAC rule of an op without multiply-accumulates (pools, merges, the input).
+
+    Declared explicitly so that a forgotten rule is an error in
+    :func:`gensynth.cost.graph_macs`, not a silent zero.
+    """
+    return 0
+
+
 @dataclass(frozen=True)
 class OpSpec:
-    """An operation type: attributes, number of inputs and shape rule."""
+    """An operation type: attributes, number of inputs, shape rule, module factory and MAC rule.
+
+    ``module`` and ``macs`` may stay ``None`` for an op only ever validated or
+    drawn; building it, or counting its MACs, then raises naming the node.
+    """
 
     name: str
     doc: str
@@ -48,6 +85,8 @@ class OpSpec:
     arity: tuple[int, int | None] = (1, 1)
     low_pass: bool = False
     tags: frozenset[str] = field(default_factory=frozenset)
+    module: ModuleFactory | None = None
+    macs: MacRule | None = None
 
 
 @dataclass(frozen=True)
@@ -58,19 +97,21 @@ class GraphContext:
     num_classes: int
 
 
-OPS: dict[str, OpSpec] = {}
+OPS: Registry[OpSpec] = Registry("op")
+"""Every operation type by name: the one table shape inference, the builder and the MAC count read."""
 
 
-def register_op(spec: OpSpec) -> OpSpec:
-    """Add an operation type to the registry (its name must be new)."""
-    if spec.name in OPS:
-        raise ValueError(f"operation '{spec.name}' is already registered")
-    OPS[spec.name] = spec
-    return spec
+def register_op(spec: OpSpec, override: bool = False) -> OpSpec:
+    """Register ``spec`` under ``spec.name``; a name already taken raises ``ValueError`` unless ``override``.
+
+    Its origin (``OPS.origin(name)``) is the module of its shape rule: where the op was written.
+    """
+    return OPS.register(spec.name, spec, override, origin=f"python {spec.infer.__module__}")
 
 
-def list_ops() -> list[str]:
-    return sorted(OPS)
+def list_ops(pattern: str = "*") -> list[str]:
+    """Registered op names matching the shell-style ``pattern`` (``"*conv"``), sorted."""
+    return OPS.names(pattern)
 
 
 def spatial_out(size: int, kernel: int, stride: int, padding: int, ceil: bool = False) -> int:
@@ -198,7 +239,7 @@ def _conv_spec(name: str, doc: str, **overrides: Attr) -> OpSpec:
 
 
 for _spec in (
-    OpSpec("input", "The network's input image.", {}, _input_infer, arity=(0, 0)),
+    OpSpec("input", "The network's input image.", {}, _input_infer, arity=(0, 0), macs=no_macs),
     _conv_spec("stem", "The first k×k convolution on the image."),
     _conv_spec("conv", "A dense k×k convolution (+BN, activation)."),
     _conv_spec("dwconv", "A depthwise k×k convolution: one group per channel.", groups=Attr(int, 0, (0,))),
@@ -238,16 +279,20 @@ for _spec in (
         {"kernel": Attr(int, 2, minimum=1), "stride": Attr(int, 2, minimum=1), "padding": Attr(int, 0, minimum=0)},
         _pool_infer,
         low_pass=True,
+        macs=no_macs,
     ),
     OpSpec(
         "maxpool",
         "Max pooling (not a low-pass filter: aliases when strided).",
         {"kernel": Attr(int, 2, minimum=1), "stride": Attr(int, 2, minimum=1), "padding": Attr(int, 0, minimum=0)},
         _pool_infer,
+        macs=no_macs,
     ),
-    OpSpec("concat", "Channel concatenation, inputs in port order.", {}, _concat_infer, arity=(2, None)),
-    OpSpec("add", "Element-wise sum of same-shaped inputs.", {"act": Attr(str, "none", ACTIVATIONS)}, _add_infer, arity=(2, None)),
-    OpSpec("global_pool", "Global average pooling to C×1×1.", {}, _global_pool_infer, low_pass=True),
+    OpSpec("concat", "Channel concatenation, inputs in port order.", {}, _concat_infer, arity=(2, None), macs=no_macs),
+    OpSpec(
+        "add", "Element-wise sum of same-shaped inputs.", {"act": Attr(str, "none", ACTIVATIONS)}, _add_infer, arity=(2, None), macs=no_macs
+    ),
+    OpSpec("global_pool", "Global average pooling to C×1×1.", {}, _global_pool_infer, low_pass=True, macs=no_macs),
     OpSpec(
         "classifier",
         "Dropout, then a linear layer to the number of classes.",
@@ -260,9 +305,10 @@ for _spec in (
 
 def resolve_attrs(op: str, attrs: dict[str, Any]) -> dict[str, Any]:
     """Check ``attrs`` against the operation's schema; return them with defaults filled."""
-    spec = OPS.get(op)
-    if spec is None:
-        raise OpError(f"unknown op '{op}' (expected one of: {', '.join(list_ops())})")
+    try:
+        spec = OPS.get(op)
+    except UserError as err:  # the graph names the node: an OpError, like every other attribute mistake
+        raise OpError(str(err)) from None
     unknown = sorted(set(attrs) - set(spec.attrs))
     if unknown:
         raise OpError(f"unknown attribute '{unknown[0]}' for op '{op}' (expected: {', '.join(sorted(spec.attrs)) or 'none'})")

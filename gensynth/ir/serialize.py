@@ -6,6 +6,8 @@ The file format lists nodes in order, each with its ``op``, its ``inputs``
 from __future__ import annotations
 
 import json
+import math
+import reprlib
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +71,11 @@ def from_dict(data: Any, validate: bool = True) -> ArchGraph:
         if not isinstance(inputs, list) or not all(isinstance(s, str) for s in inputs):
             raise GraphError(f"node '{name}': 'inputs' must be a list of node names")
         attrs = {k: v for k, v in entry.items() if k not in ("name", "op", "inputs")}
+        for key, value in attrs.items():
+            if not isinstance(key, str):
+                raise GraphError(f"node '{name}': attribute names must be strings, got {key!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise GraphError(f"node '{name}': attribute '{key}' must be a finite number, got {value}")
         graph.add(name, op, **attrs)
         wiring.append((name, inputs))
     for name, inputs in wiring:
@@ -116,26 +123,170 @@ def load(path: str | Path, validate: bool = True) -> ArchGraph:
         raise UserError(f"{path}: {err}") from None
 
 
-def read_data_file(path: Path) -> Any:
-    """Parse a YAML or JSON file (safe loader); syntax errors become one-line :class:`UserError`."""
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except (IsADirectoryError, UnicodeDecodeError) as err:
-        raise UserError(f"{path}: cannot read as text ({err.__class__.__name__})") from None
-    if path.suffix == ".json":
+MAX_DATA_BYTES = 2**20
+"""The largest YAML or JSON file read (a 10,000-node graph is about 1 MB; parsing 1 MB takes seconds)."""
+MAX_DEPTH = 32
+"""The deepest nesting of mappings and lists (the formats need 6 levels)."""
+MAX_ALIASES = 100
+"""The most YAML aliases (``*name``) one file may use."""
+MAX_ALIAS_NODES = 10_000
+"""The most nodes all aliases of one file may stand for, expanded (stops "billion laughs" documents)."""
+
+try:  # libyaml's parser, about 3x faster; composing and constructing stay SafeLoader's Python code
+    from yaml.cyaml import CParser
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _Base: type = yaml.SafeLoader
+else:
+
+    class _Base(yaml.composer.Composer, CParser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):  # type: ignore[misc]
+        """``yaml.SafeLoader`` with libyaml's parser."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+
+class Refused(yaml.MarkedYAMLError):
+    """Well-formed YAML that gensynth refuses: a duplicate key, deep nesting, an alias bomb, an unreadable value."""
+
+
+class StrictLoader(_Base):  # type: ignore[misc, valid-type]
+    """``yaml.SafeLoader`` that refuses duplicate keys, nesting beyond :data:`MAX_DEPTH`, recursive aliases and alias bombs."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._sizes: dict[int, int] = {}  # id(node) -> its node count with aliases expanded
+        self._open: list[int] = [0]  # node counts of the children composed so far, one per node being composed
+        self._aliases = self._alias_nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            target = self.anchors.get(event.anchor)
+            if target is not None:  # an undefined alias is the composer's own error
+                self._count_alias(event, self._sizes.get(id(target)))
+            return super().compose_node(parent, index)
+        if len(self._open) > MAX_DEPTH:
+            raise Refused(None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        self._open.append(0)
+        node = super().compose_node(parent, index)
+        size = 1 + self._open.pop()
+        self._sizes[id(node)] = size
+        self._open[-1] += size
+        return node
+
+    def _count_alias(self, event: yaml.AliasEvent, size: int | None) -> None:
+        if size is None:
+            raise Refused(None, None, f"alias *{event.anchor} is used inside its own anchor (a recursive structure)", event.start_mark)
+        self._aliases += 1
+        self._alias_nodes += size
+        if self._aliases > MAX_ALIASES:
+            raise Refused(None, None, f"more than {MAX_ALIASES} aliases", event.start_mark)
+        if self._alias_nodes > MAX_ALIAS_NODES:
+            raise Refused(None, None, f"aliases expand to more than {MAX_ALIAS_NODES} nodes (an alias bomb?)", event.start_mark)
+        self._open[-1] += size
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # merged keys may be overridden: that is what a merge is for
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:
+                continue  # an unhashable key: SafeConstructor's own error
+            if first is not key_node.start_mark:
+                raise Refused(None, None, f"duplicate key {key!r} (first at line {first.line + 1})", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
         try:
-            return json.loads(text)
-        except json.JSONDecodeError as err:
-            raise UserError(f"{path}:{err.lineno}:{err.colno}: JSON syntax error: {err.msg}") from None
+            return super().construct_object(node, deep=deep)
+        except (ValueError, OverflowError) as err:  # int() past its digit limit, impossible dates
+            text = reprlib.repr(node.value) if isinstance(node, yaml.ScalarNode) else node.tag
+            raise Refused(None, None, f"cannot read value {text}: {_first_clause(err)}", node.start_mark) from None
+
+
+def read_data_file(path: Path) -> Any:
+    """Parse a YAML or JSON file (:class:`StrictLoader`); every problem is a one-line :class:`UserError` naming the file."""
+    text = _read_text(path)
+    if path.suffix == ".json":
+        return _parse_json(text, path)
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
+        return yaml.load(text, Loader=StrictLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UserError(f"{where}: YAML syntax error: {problem}") from None
+        problem = err.problem or err.context or str(err).splitlines()[0]
+        raise UserError(f"{where}: {problem}" if isinstance(err, Refused) else f"{where}: YAML syntax error: {problem}") from None
+    except yaml.reader.ReaderError as err:
+        line = text.count("\n", 0, err.position) + 1
+        raise UserError(f"{path}:{line}: YAML syntax error: {err.reason} (#x{err.character:04x})") from None
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: YAML syntax error: {str(err).splitlines()[0]}") from None
+
+
+def _read_text(path: Path) -> str:
+    """The UTF-8 text of ``path``, at most :data:`MAX_DATA_BYTES`."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_DATA_BYTES + 1)
+    except (FileNotFoundError, NotADirectoryError):
+        raise UserError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, expected a file") from None
+    except OSError as err:
+        raise UserError(f"{path}: cannot read ({err.strerror or err})") from None
+    if len(raw) > MAX_DATA_BYTES:
+        raise UserError(f"{path}: larger than {MAX_DATA_BYTES // 2**20} MiB, the most a YAML or JSON input may be")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[err.start]:02x} at offset {err.start})") from None
+
+
+def _parse_json(text: str, path: Path) -> Any:
+    """Parse JSON text, refusing duplicate keys and nesting beyond :data:`MAX_DEPTH`."""
+    try:
+        data = json.loads(text, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}:{err.lineno}:{err.colno}: JSON syntax error: {err.msg}") from None
+    except RecursionError:
+        raise UserError(f"{path}: nested deeper than {MAX_DEPTH} levels") from None
+    except ValueError as err:  # a duplicate key; an integer past int()'s digit limit
+        raise UserError(f"{path}: {_first_clause(err)}") from None
+    if _depth(data) > MAX_DEPTH:
+        raise UserError(f"{path}: nested deeper than {MAX_DEPTH} levels")
+    return data
+
+
+def _first_clause(err: Exception) -> str:
+    """The message of ``err`` up to its first ';' (Python's digit-limit advice is for programmers)."""
+    return str(err).split(";")[0]
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise ValueError(f"duplicate key {key!r}")
+        data[key] = value
+    return data
+
+
+def _depth(data: Any) -> int:
+    """How deeply lists and mappings nest in ``data`` (a scalar is 1), without recursion."""
+    deepest, todo = 0, [(data, 1)]
+    while todo:
+        value, depth = todo.pop()
+        deepest = max(deepest, depth)
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        todo.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def write_graphml(graph: ArchGraph, path: str | Path) -> Path:

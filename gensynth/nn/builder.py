@@ -7,7 +7,8 @@ import torch
 from torch import fx, nn
 
 from ..ir.graph import ArchGraph, GraphError
-from .layers import MODULES
+from ..ir.ops import OPS
+from . import layers  # noqa: F401  (attaches the built-in ops' module factories)
 
 
 def module_name(node: str) -> str:
@@ -36,9 +37,9 @@ def build_model(graph: ArchGraph, resolution: int | None = None) -> fx.GraphModu
             values[node] = fx_graph.placeholder(name)
             continue
         srcs = graph.inputs(node)
-        factory = MODULES.get(op)
+        factory = OPS[op].module
         if factory is None:
-            raise GraphError(f"node '{node}': no module is registered for op '{op}'")
+            raise GraphError(f"node '{node}': op '{op}' has no module factory (register it with OpSpec(module=...))")
         modules[name] = factory(graph.attrs(node), [shapes[s] for s in srcs], shapes[node])
         values[node] = fx_graph.call_module(name, tuple(values[s] for s in srcs))
     fx_graph.output(values[graph.output_node()])
