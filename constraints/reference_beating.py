@@ -6,9 +6,7 @@ from pathlib import Path
 from gensynth.constraint import Candidate, Constraint, RunContext, Verdict
 from gensynth.errors import UserError
 from gensynth.ir.serialize import load
-
-HIGHER_IS_BETTER = {"accuracy", "score"}
-LOWER_IS_BETTER = {"params", "macs", "latency_ms"}
+from gensynth.search.metrics import list_metrics, metric
 
 
 class ReferenceBeating(Constraint):
@@ -20,9 +18,9 @@ class ReferenceBeating(Constraint):
     def __init__(self, references: list[str], metrics: tuple[str, ...] | list[str] = ("accuracy", "latency_ms")):
         if not references:
             raise UserError("reference_beating: 'references' must list at least one architecture file")
-        unknown = sorted(set(metrics) - HIGHER_IS_BETTER - LOWER_IS_BETTER)
+        unknown = sorted(set(metrics) - set(list_metrics()))
         if unknown:
-            raise UserError(f"reference_beating: unknown metric '{unknown[0]}' (expected one of: {', '.join(sorted(HIGHER_IS_BETTER | LOWER_IS_BETTER))})")
+            raise UserError(f"reference_beating: unknown metric '{unknown[0]}' (expected one of: {', '.join(list_metrics())})")
         self.references = [Path(r) for r in references]
         missing = [str(p) for p in self.references if not p.is_file()]
         if missing:
@@ -38,11 +36,10 @@ class ReferenceBeating(Constraint):
     def check(self, candidate: Candidate) -> Verdict:
         misses, shortfall = [], 0.0
         for ref, values in self.measured.items():
-            for metric in self.metrics:
-                mine, theirs = candidate.measurements[metric], values[metric]
-                better = mine > theirs if metric in HIGHER_IS_BETTER else mine < theirs
-                if not better:
-                    misses.append(f"{metric} {mine:.4g} vs {ref} {theirs:.4g}")
+            for name in self.metrics:
+                mine, theirs = candidate.measurements[name], values[name]
+                if not metric(name).better(mine, theirs):
+                    misses.append(f"{name} {mine:.4g} vs {ref} {theirs:.4g}")
                     shortfall += abs(mine - theirs) / max(abs(theirs), 1e-9)
         if not misses:
             return Verdict(True, f"beats {', '.join(self.measured)} on {', '.join(self.metrics)}")

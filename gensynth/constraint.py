@@ -25,6 +25,7 @@ A minimal plugin::
 """
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
@@ -47,8 +48,8 @@ class Verdict:
     violation: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.violation < 0:
-            raise ValueError(f"violation must be >= 0, got {self.violation}")
+        if not isinstance(self.violation, (int, float)) or not math.isfinite(self.violation) or self.violation < 0:
+            raise ValueError(f"violation must be a finite number >= 0, got {self.violation!r}")
 
     @classmethod
     def judge(cls, satisfied: bool, reason: str, violation: float) -> Verdict:

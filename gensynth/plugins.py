@@ -92,5 +92,13 @@ def instantiate(ref: str | type[Constraint] | Constraint, options: dict[str, Any
         raise UserError(f"constraint '{info.cls.name}': bad options {options or {}}: {err}") from None
     try:
         return info.cls(**(options or {}))
+    except UserError:
+        raise
     except (TypeError, ValueError) as err:
         raise UserError(f"constraint '{info.cls.name}': bad options {options or {}}: {err}") from None
+    except Exception as err:  # a plugin's own bug: name it, one line, never a traceback
+        raise UserError(f"constraint '{info.cls.name}' ({info.origin}) raised {type(err).__name__} in __init__: {_first_line(err)}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).splitlines()[0] if str(err) else type(err).__name__

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import optuna
+from optuna.trial import TrialState
 import pytest
 import yaml
 
@@ -103,14 +104,15 @@ def test_sigkill_then_the_same_command_finishes_the_budget(setup, tmp_path):
     assert len(numbers) == len(set(numbers)), "a trial number was recorded twice"
     assert f"{6} evaluated" in again.stdout
     # the Optuna storage agrees with the journal after the resume; numbers lost in flight are failed trials
-    study = optuna.load_study(study_name="gensynth", storage=f"sqlite:///{out / 'study.db'}")
+    study = optuna.load_study(study_name=out.name, storage=f"sqlite:///{out / 'study.db'}")
     mirrored = {t.number: t for t in study.get_trials(deepcopy=False)}
     assert sorted(mirrored) == list(range(max(numbers) + 1))
     by_number = {r["number"]: r for r in records}
+    states = {"evaluated": TrialState.COMPLETE, "rejected": TrialState.PRUNED, "duplicate": TrialState.PRUNED, "failed": TrialState.FAIL}
     for number, trial in mirrored.items():
         record = by_number.get(number)
         assert trial.values == (record["values"] if record else None)
-        assert trial.state == (optuna.trial.TrialState.COMPLETE if record and record["values"] else optuna.trial.TrialState.FAIL)
+        assert trial.state == (states[record["status"]] if record else TrialState.FAIL)
 
 
 # -- resuming a finished run -----------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from gensynth.search import load_config, make_objective, netscore, run_search
 from gensynth.search import training as training_module
 from gensynth.search.config import ObjectiveConfig
 from gensynth.search.objective import dominates, pareto_front
+from gensynth.search.record import CandidateRecord
 from gensynth.search.report import front, rejections
 from gensynth.space import load_space
 from tiny_space import write_tiny_space  # noqa: E402
@@ -69,6 +70,11 @@ def search(space: Path, out: Path, constraints: list = (), **overrides: Any):
 
 def records(run: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (Path(run) / "candidates.jsonl").read_text().splitlines()]
+
+
+def typed(recs: list[dict[str, Any]]) -> list[CandidateRecord]:
+    """The records as the engine reads them (the report helpers take typed records)."""
+    return [CandidateRecord.from_json(json.dumps(r)) for r in recs]
 
 
 def feasible_hashes(recs: list[dict[str, Any]]) -> set[str]:
@@ -172,8 +178,8 @@ def test_file_plugin_from_config_changes_feasible_set(tiny, baseline, tmp_path):
             assert r["status"] == "rejected" and r["rejected_at"] == "structural"
             assert r["verdicts"]["max_nodes"]["satisfied"] is False
             assert r["violations"]["max_nodes"] > 0
-    assert rejections(recs)["max_nodes"] >= 1
-    assert "max_nodes" not in rejections(base)
+    assert rejections(typed(recs))["max_nodes"] >= 1
+    assert "max_nodes" not in rejections(typed(base))
     # the plugin and its options are part of the run's resolved config
     saved = yaml.safe_load((constrained / "config.yaml").read_text())
     assert {plugin: {"limit": limit}} in saved["constraints"]
@@ -197,13 +203,13 @@ def test_measured_file_plugin_from_the_command_line(tiny, baseline, tmp_path, ca
     big = [r for r in inquired(recs) if r["measurements"]["params"] > limit]
     assert big, "no candidate over the ceiling was proposed"
     for r in big:
-        assert r["status"] == "rejected" and r["rejected_at"] == "measured" and not r["feasible"]
+        assert r["status"] == "rejected" and r["rejected_at"] == "probe" and not r["feasible"]
         assert r["verdicts"]["param_ceiling"]["satisfied"] is False
         assert "accuracy" not in r["measurements"], "a candidate rejected after the probe must not be trained"
     for r in recs:
         if r["feasible"]:
             assert r["measurements"]["params"] <= limit
-    assert rejections(recs)["param_ceiling"] == len(big)
+    assert rejections(typed(recs))["param_ceiling"] == len(big)
 
 
 def test_python_objects_passed_to_run_search(tiny, baseline, tmp_path):
@@ -321,7 +327,7 @@ def test_diverging_training_is_recorded_and_counts(tiny, tmp_path, monkeypatch):
     assert len(done) == 2
     for r in done:
         assert r["status"] == "failed" and not r["feasible"]
-        assert r["reason"].startswith("diverged:") and "nan" in r["reason"]
+        assert r["reason"].startswith("train: diverged:") and "nan" in r["reason"] and r["rejected_at"] == "train"
         assert "params" in r["measurements"]  # the probe's numbers are kept
 
 
@@ -344,7 +350,7 @@ def test_crashing_training_is_recorded_and_the_search_goes_on(tiny, tmp_path, mo
     done = inquired(records(out))
     assert [r["status"] for r in done] == ["failed", "evaluated", "evaluated"]
     assert "crashed: RuntimeError: simulated crash in training" in done[0]["reason"]
-    assert result.best is not None and result.best["number"] != done[0]["number"]
+    assert result.best is not None and result.best.number != done[0]["number"]
     assert (out / "final" / "summary.md").exists()
 
 
@@ -476,12 +482,12 @@ def test_pareto_search_writes_a_front(tiny, tmp_path):
         assert r["values"] == [r["measurements"][m] for m in metrics]
     summary = (out / "final" / "summary.md").read_text()
     assert "## Pareto front (accuracy, latency_ms, params)" in summary
-    board = front(recs, metrics, ("maximize", "minimize", "minimize"))
+    board = front(typed(recs), metrics, ("maximize", "minimize", "minimize"))
     assert board
     section = summary.split("## Pareto front", 1)[1].split("## Files", 1)[0]
     for r in board:
-        assert r["hash"] in section
-    feasible = [r for r in recs if r["feasible"]]
-    for r in feasible:
-        if r not in board:
+        assert r.hash in section
+    on_board = {r.hash for r in board}
+    for r in recs:
+        if r["feasible"] and r["hash"] not in on_board:
             assert r["hash"] not in section

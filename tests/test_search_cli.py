@@ -27,6 +27,7 @@ from gensynth.constraints.pointwise_strided import PointwiseStrided
 from gensynth.ir import load
 from gensynth.nn.builder import build_model
 from gensynth.plugins import installed_constraints
+from gensynth.search.store import RunStore
 from gensynth.search.report import leaderboard, rejections, status_counts
 from tiny_space import main_one_thread, write_protocol
 
@@ -146,10 +147,10 @@ def test_show_prints_leaderboard_and_rejections(e2e, capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     assert main(["show", str(e2e)]) == 0
     out = capsys.readouterr().out
-    recs = records(e2e)
+    recs = RunStore(e2e).records()
     assert "leaderboard" in out
     for record in leaderboard(recs):
-        assert record["hash"] in out
+        assert record.hash in out
     assert "rejections per constraint" in out
     counts = rejections(recs)
     assert counts, "the shipped space always breaks some rule in a few proposals"

@@ -2,14 +2,22 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Callable
 
 from rich.console import Console
 from rich.table import Table
 
+from ..cost import graph_macs
+from ..errors import UserError
 from ..inspection import Inspection, inspect_graph
-from ..ir import draw, load
+from ..ir import ArchGraph, GraphError, draw, load
+
+MAX_MACS = 10**12
+"""The most multiply-accumulates inspect builds and runs (the largest ImageNet networks need ~10**11)."""
+MAX_TENSOR_BYTES = 2**31
+"""The largest float32 activation tensor inspect builds (batch 1)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -20,24 +28,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "the totals, peak activation memory and batch-1 single-thread latency.",
     )
     p.add_argument("graph", type=Path, help="architecture graph file (.yaml or .json)")
-    p.add_argument("--resolution", type=at_least(1), help="input resolution in px (default: the graph's, 224 for dcac)")
-    p.add_argument("--runs", type=at_least(0), default=20, help="timed latency runs after warm-up; 0 skips latency (default: 20)")
+    p.add_argument("--resolution", type=integer(1), help="input resolution in px (default: the graph's, 224 for dcac)")
+    p.add_argument("--runs", type=integer(0), default=20, help="timed latency runs after warm-up; 0 skips latency (default: 20)")
     p.add_argument("--onnx", action="store_true", help="also time onnxruntime (needs gensynth[onnx])")
     p.add_argument("--draw", type=Path, metavar="FILE", help="also draw the graph (.svg, .png, .pdf with graphviz; .dot text)")
     p.add_argument("--summary", action="store_true", help="totals only, no layer table")
     p.set_defaults(run=run)
 
 
-def at_least(minimum: int) -> Callable[[str], int]:
-    """An argparse type: an integer >= ``minimum``."""
+def integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in [``minimum``, ``maximum``] (no upper bound when ``maximum`` is None)."""
+    expected = f"an integer >= {minimum}" if maximum is None else f"an integer in [{minimum}, {maximum}]"
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
         return value
 
     return parse
@@ -45,15 +54,35 @@ def at_least(minimum: int) -> Callable[[str], int]:
 
 def run(args: argparse.Namespace) -> int:
     graph = load(args.graph)
+    check_size(graph, args.resolution, args.graph)
     report = inspect_graph(graph, args.resolution, latency_runs=args.runs, onnx=args.onnx)
     console = Console()
     if not args.summary:
         console.print(layer_table(report))
     console.print(totals(report))
     if args.draw:
-        args.draw.parent.mkdir(parents=True, exist_ok=True)
-        console.print(f"drew {draw(graph, args.draw)}")
+        try:
+            args.draw.parent.mkdir(parents=True, exist_ok=True)
+            console.print(f"drew {draw(graph, args.draw)}")
+        except OSError as err:
+            raise UserError(f"--draw {args.draw}: cannot write ({err.strerror or err})") from None
     return 0
+
+
+def check_size(graph: ArchGraph, resolution: int | None, path: Path) -> None:
+    """Refuse, before building anything, a graph too large to build: shapes and MACs come from the graph alone."""
+    at = f"at {resolution} px" if resolution else "at its resolution"
+    try:
+        shapes = graph.infer_shapes(resolution)
+        macs = sum(graph_macs(graph, resolution).values())
+    except GraphError as err:
+        raise UserError(f"{path}: {at}: {err}") from None
+    node, shape = max(shapes.items(), key=lambda item: math.prod(item[1]))
+    if 4 * math.prod(shape) > MAX_TENSOR_BYTES:
+        raise UserError(f"{path}: {at}, node '{node}' outputs {'×'.join(map(str, shape))} values, "
+                        f"more than the {MAX_TENSOR_BYTES // 2**30} GiB per tensor inspect builds")
+    if macs > MAX_MACS:
+        raise UserError(f"{path}: {at}, {macs:.3g} MACs, more than the {MAX_MACS:.0e} inspect builds")
 
 
 def layer_table(report: Inspection) -> Table:

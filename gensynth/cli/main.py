@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from typing import NoReturn, Sequence
 
 from .. import __version__
@@ -33,8 +35,15 @@ def make_parser() -> Parser:
     return parser
 
 
+def _terminate(signum: int, frame: object) -> NoReturn:
+    """SIGTERM ends a command like Ctrl-C: finished work is already durable, the rest is cleaned up."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.run(args) or 0
     except UserError as err:

@@ -61,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
     if result.best is None:
         print("no feasible candidate: nothing emitted (see 'gensynth show')")
         return 1
-    print(f"best: candidate {result.best['number']} score {result.best['score']:.3f} -> {result.final_dir}")
+    print(f"best: candidate {result.best.number} score {result.best.score:.3f} -> {result.final_dir}")
     return 0

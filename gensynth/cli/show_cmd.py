@@ -10,21 +10,22 @@ from rich.table import Table
 from ..errors import UserError
 from ..search.report import leaderboard, rejections, row, status_counts
 from ..search.store import RunStore
+from .inspect_cmd import integer
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("show", help="leaderboard and constraint rejections of a run",
                        description="Print a run's leaderboard (best feasible candidates) and how many candidates each constraint rejected.")
     p.add_argument("run_dir", type=Path, help="a run directory (runs/<name>)")
-    p.add_argument("--top", type=int, default=10, help="leaderboard rows (default: 10)")
+    p.add_argument("--top", type=integer(1), default=10, help="leaderboard rows (default: 10)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     store = RunStore(args.run_dir)
-    if not store.candidates_path.exists():
+    if not store.candidates_path.is_file():
         raise UserError(f"{args.run_dir}: not a run directory (no candidates.jsonl)")
-    records = store.records()
+    records = store.records()  # read-only: show never writes the run directory
     console = Console()
     counts = status_counts(records)
     console.print(f"{args.run_dir}: {len(records)} proposals — " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))

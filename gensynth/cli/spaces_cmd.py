@@ -10,7 +10,9 @@ from rich.table import Table
 from ..errors import UserError
 from ..ir import save
 from ..space import builtin_spaces, load_space
+from ..search.config import MAX_SEED
 from ..space.genes import gene_names
+from .inspect_cmd import integer
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Sample one architecture from a space (deterministic for --seed) and write its graph as YAML or JSON.",
     )
     sample.add_argument("space", help="a shipped space name (see 'gensynth spaces list') or a path to a space .yaml")
-    sample.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    sample.add_argument("--seed", type=integer(0, MAX_SEED), default=0, help=f"random seed in [0, {MAX_SEED}] (default: 0)")
     sample.add_argument("--out", type=Path, default=Path("arch.yaml"), help="output graph file, .yaml or .json (default: arch.yaml)")
     sample.add_argument("--seed-architecture", action="store_true", help="write the space's seed architecture instead of a random sample")
     sample.set_defaults(run=run_sample)
@@ -47,7 +49,10 @@ def run_sample(args: argparse.Namespace) -> int:
             raise UserError(f"space '{space.name}' ships no seed architecture")
     else:
         graph = space.to_graph(space.sample(args.seed), name=f"{space.name}-seed{args.seed}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    save(graph, args.out)
+    try:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        save(graph, args.out)
+    except OSError as err:
+        raise UserError(f"--out {args.out}: cannot write ({err.strerror or err})") from None
     print(f"wrote {args.out}: {len(graph)} nodes, hash {graph.structural_hash()}")
     return 0

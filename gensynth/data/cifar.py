@@ -78,7 +78,9 @@ def load_cifar_folder(folder: Path, *, train_limit: int | None, val_limit: int |
     class_names: tuple[str, ...] = ()
     if (folder / "batches.meta").is_file():
         names = _unpickle(folder / "batches.meta").get(b"label_names", [])
-        class_names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+        if not isinstance(names, list) or not all(isinstance(n, (bytes, str)) for n in names):
+            raise UserError(f"dataset file '{folder / 'batches.meta'}': expected b'label_names' to be a list of names")
+        class_names = tuple(n.decode(errors="replace") if isinstance(n, bytes) else n for n in names)
     (train_x, train_y), (val_x, val_y) = _read_batches(train_files), _read_batches([folder / "test_batch"])
     num_classes = len(class_names) or int(max(train_y.max(), val_y.max())) + 1
     if min(train_y.min(), val_y.min()) < 0 or max(train_y.max(), val_y.max()) >= num_classes:

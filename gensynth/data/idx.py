@@ -6,8 +6,10 @@ then the values in big-endian row-major order; it may be gzipped.
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -16,30 +18,47 @@ from ..errors import UserError
 from .proxy import ProxyDataset, balanced_indices
 
 DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+MAX_IDX_BYTES = 2**30
+"""The largest IDX payload read, raw or decompressed (the full Fashion-MNIST training images are 47 MB)."""
 STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """Decode one IDX file (gzipped or raw) into a native-endian array."""
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            raise UserError(f"dataset file '{path}': corrupt gzip data ({e})") from None
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in DTYPES or raw[3] == 0:
-        raise UserError(f"dataset file '{path}': not an IDX file (bad magic number {raw[:4].hex() or 'none'})")
-    ndim, dtype = raw[3], np.dtype(DTYPES[raw[2]])
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise UserError(f"dataset file '{path}': truncated IDX header ({len(raw)} bytes for {ndim} dimensions)")
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = int(np.prod(shape)) * dtype.itemsize
-    found = len(raw) - header
-    if found != expected:
-        problem = "truncated" if found < expected else "trailing bytes in"
-        raise UserError(f"dataset file '{path}': {problem} IDX data ({expected} bytes for shape {shape}, found {found})")
-    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    """Decode one IDX file (gzipped or raw) into a native-endian array.
+
+    The header says how many bytes the data has; no more than that is read or
+    decompressed, so an oversized file or a gzip bomb fails at once.
+    """
+    gzipped = False
+    try:
+        with path.open("rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            with gzip.GzipFile(fileobj=raw) if gzipped else raw as f:
+                return _decode_idx(f, path)
+    except (OSError, EOFError, zlib.error) as e:
+        problem = "corrupt gzip data" if gzipped else "cannot read"
+        raise UserError(f"dataset file '{path}': {problem} ({e})") from None
+
+
+def _decode_idx(f: BinaryIO, path: Path) -> np.ndarray:
+    magic = f.read(4)
+    if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in DTYPES or magic[3] == 0:
+        raise UserError(f"dataset file '{path}': not an IDX file (bad magic number {magic.hex() or 'none'})")
+    ndim, dtype = magic[3], np.dtype(DTYPES[magic[2]])
+    dims = f.read(4 * ndim)
+    if len(dims) < 4 * ndim:
+        raise UserError(f"dataset file '{path}': truncated IDX header ({4 + len(dims)} bytes for {ndim} dimensions)")
+    shape = tuple(int(d) for d in np.frombuffer(dims, dtype=">u4"))
+    expected = math.prod(shape) * dtype.itemsize
+    if expected > MAX_IDX_BYTES:
+        raise UserError(f"dataset file '{path}': IDX shape {shape} needs {expected:,} bytes, more than the {MAX_IDX_BYTES:,} allowed")
+    data = f.read(expected + 1)
+    if len(data) != expected:
+        problem = "truncated" if len(data) < expected else "trailing bytes in"
+        found = f"found {len(data)}" if len(data) < expected else "found more"
+        raise UserError(f"dataset file '{path}': {problem} IDX data ({expected} bytes for shape {shape}, {found})")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def find_idx_files(folder: Path) -> dict[str, Path] | None:
@@ -54,7 +73,7 @@ def find_idx_files(folder: Path) -> dict[str, Path] | None:
 def _read_split(images_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Images (N×1×H×W uint8) and labels (N int64) from an images file and a labels file."""
     images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.ndim != 3 or images.dtype != np.uint8 or len(images) == 0:
+    if images.ndim != 3 or images.dtype != np.uint8 or 0 in images.shape:
         raise UserError(
             f"dataset file '{images_path}': expected N×H×W uint8 images, got {images.dtype} {images.shape}"
         )
@@ -80,6 +99,12 @@ def load_idx_folder(
         raise UserError(f"dataset '{folder}': expected IDX files {', '.join(s + '[.gz]' for s in STEMS)}")
     train_x, train_y = _read_split(files["train-images-idx3-ubyte"], files["train-labels-idx1-ubyte"])
     val_x, val_y = _read_split(files["t10k-images-idx3-ubyte"], files["t10k-labels-idx1-ubyte"])
+    if train_x.shape[1:] != val_x.shape[1:]:
+        raise UserError(f"dataset file '{files['t10k-images-idx3-ubyte']}': {val_x.shape[2]}×{val_x.shape[3]} images, "
+                        f"but the training images are {train_x.shape[2]}×{train_x.shape[3]}")
+    for labels, stem in ((train_y, "train-labels-idx1-ubyte"), (val_y, "t10k-labels-idx1-ubyte")):
+        if class_names and labels.max() >= len(class_names):
+            raise UserError(f"dataset file '{files[stem]}': label {labels.max()} for {len(class_names)} classes")
     train, val = balanced_indices(train_y, train_limit, seed), balanced_indices(val_y, val_limit, seed + 1)
     num_classes = max(len(class_names), int(max(train_y.max(), val_y.max())) + 1)
     return ProxyDataset(

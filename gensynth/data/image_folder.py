@@ -9,6 +9,7 @@ cost only what is kept.
 """
 from __future__ import annotations
 
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -25,6 +26,8 @@ VAL_FOLDERS = ("val", "valid", "validation", "test")
 VAL_FRACTION = 0.2
 MAX_SIDE = 128
 GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+IMAGE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError, Image.DecompressionBombWarning)
+"""What Pillow raises for a damaged or oversized image file."""
 
 
 def subfolders(folder: Path) -> list[str]:
@@ -70,12 +73,14 @@ def _stratified_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.nda
 
 
 def _probe(path: Path) -> tuple[int, str]:
-    """Shorter side and mode of an image, reading only its header."""
+    """Shorter side and mode of an image, reading only its header; more pixels than Pillow's bomb limit is an error."""
     try:
-        with Image.open(path) as im:
-            return min(im.size), im.mode
-    except (OSError, Image.DecompressionBombError) as e:
-        raise UserError(f"dataset file '{path}': not a readable image ({e})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                return min(im.size), im.mode
+    except IMAGE_ERRORS as e:
+        raise UserError(f"dataset file '{path}': not a readable image ({_one_line(e)})") from None
 
 
 def _read(path: Path, side: int, mode: str) -> np.ndarray:
@@ -87,9 +92,13 @@ def _read(path: Path, side: int, mode: str) -> np.ndarray:
             s = min(w, h)
             box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
             pixels = np.asarray(im.resize((side, side), Image.Resampling.BILINEAR, box=box))
-    except (OSError, Image.DecompressionBombError) as e:
-        raise UserError(f"dataset file '{path}': not a readable image ({e})") from None
+    except IMAGE_ERRORS as e:
+        raise UserError(f"dataset file '{path}': not a readable image ({_one_line(e)})") from None
     return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+
+
+def _one_line(err: Exception) -> str:
+    return " ".join(str(err).split())
 
 
 def load_image_folder(root: Path, *, train_limit: int | None, val_limit: int | None, seed: int) -> ProxyDataset:

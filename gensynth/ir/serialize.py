@@ -46,7 +46,8 @@ def to_dict(graph: ArchGraph) -> dict[str, Any]:
 def from_dict(data: Any, validate: bool = True) -> ArchGraph:
     """Build a graph from :func:`to_dict`'s format; raise :class:`GraphError` naming the key or node."""
     if not isinstance(data, dict):
-        raise GraphError(f"expected a mapping with keys 'name', 'input', 'num_classes', 'nodes', got {type(data).__name__}")
+        got = "an empty file" if data is None else type(data).__name__
+        raise GraphError(f"expected a mapping with keys 'name', 'input', 'num_classes', 'nodes', got {got}")
     unknown = sorted(set(data) - {"format", "name", "input", "num_classes", "nodes"})
     if unknown:
         raise GraphError(f"unknown key '{unknown[0]}' (expected: format, name, input, num_classes, nodes)")
@@ -70,6 +71,9 @@ def from_dict(data: Any, validate: bool = True) -> ArchGraph:
         inputs = entry.get("inputs", [])
         if not isinstance(inputs, list) or not all(isinstance(s, str) for s in inputs):
             raise GraphError(f"node '{name}': 'inputs' must be a list of node names")
+        twice = next((s for i, s in enumerate(inputs) if s in inputs[:i]), None)
+        if twice is not None:
+            raise GraphError(f"node '{name}': input '{twice}' given twice")
         attrs = {k: v for k, v in entry.items() if k not in ("name", "op", "inputs")}
         for key, value in attrs.items():
             if not isinstance(key, str):

@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 import yaml
 
 from ..errors import UserError
 from ..ir.serialize import read_data_file
+from ..registry import Registry
 
 DEFAULT_CONSTRAINTS = ["columnar", "pointwise_strided", "antialiased_downsampling"]
 
@@ -64,6 +67,7 @@ class SearchConfig:
     history: int = 300
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     constraints: list[Any] = field(default_factory=lambda: list(DEFAULT_CONSTRAINTS))
+    stages: list[str] = field(default_factory=lambda: ["probe", "train"])
     data: str = "fashion-mnist"
     training: TrainingConfig = field(default_factory=TrainingConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
@@ -88,8 +92,23 @@ class SearchConfig:
         return dataclasses.asdict(self)
 
 
-SAMPLERS = ("tpe", "random", "nsga2")
-EXECUTORS = ("local", "ray")
+MAX_SEED = 2**32 - 1
+"""The largest seed: numpy's and Optuna's random generators take seeds in [0, 2**32 - 1]."""
+
+# the least value of each integer setting (types are checked before values)
+_AT_LEAST = {
+    "budget": 1, "history": 0, "workers": 1, "threads_per_worker": 1, "max_retries": 0, "max_proposals": 0,
+    "training.epochs": 1, "training.train_images": 1, "training.val_images": 1, "training.batch_size": 1,
+    "latency.runs": 0, "latency.warmup": 0, "latency.threads": 1,
+}
+
+
+class ConfigError(UserError):
+    """A setting's value is wrong: ``key`` and the ``problem`` (the message reads ``key: problem``)."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(f"{key}: {problem}")
+        self.key, self.problem = key, problem
 
 
 def from_mapping(cls: type, data: Any, source: str, prefix: str = "") -> Any:
@@ -145,7 +164,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> SearchCon
     config = from_mapping(SearchConfig, data, where)
     for key, value in overrides.items():
         _set(config, key, value)
-    check(config, where)
+    _validate(config, lambda key: "command line" if key in overrides else where)
     return config
 
 
@@ -158,24 +177,81 @@ def _set(config: SearchConfig, dotted: str, value: Any) -> None:
     setattr(target, leaf, _coerce(hint, value, "command line", dotted))
 
 
-def check(config: SearchConfig, where: str) -> None:
-    """Value checks that types alone cannot express."""
-    if config.budget < 1:
-        raise UserError(f"{where}: budget must be >= 1, got {config.budget}")
-    if config.sampler not in SAMPLERS:
-        raise UserError(f"{where}: sampler {config.sampler!r} unknown (expected one of: {', '.join(SAMPLERS)})")
-    if config.executor not in EXECUTORS:
-        raise UserError(f"{where}: executor {config.executor!r} unknown (expected one of: {', '.join(EXECUTORS)})")
-    if config.history < 0:
-        raise UserError(f"{where}: history must be >= 0 (0: the sampler sees every trial), got {config.history}")
-    for key in ("workers", "threads_per_worker"):
-        if getattr(config, key) < 1:
-            raise UserError(f"{where}: {key} must be >= 1, got {getattr(config, key)}")
-    t = config.training
-    if min(t.epochs, t.train_images, t.val_images, t.batch_size) < 1 or t.lr <= 0:
-        raise UserError(f"{where}: training epochs, train_images, val_images, batch_size and lr must be positive")
-    if config.latency.runs < 0 or config.latency.threads < 1:
-        raise UserError(f"{where}: latency.runs must be >= 0 and latency.threads >= 1")
+def validate(config: SearchConfig, where: str = "python") -> None:
+    """Check ``config`` exactly as :func:`load_config` checks a YAML file: every field's type, then its value.
+
+    For configs built in Python; a mistake is a one-line :class:`UserError` starting with ``where``.
+    """
+    _validate(config, lambda key: where)
+
+
+def _validate(config: SearchConfig, source: Callable[[str], str]) -> None:
+    """Types, then values; ``source(key)`` says where the value of ``key`` came from."""
+    if not isinstance(config, SearchConfig):
+        raise UserError(f"{source('')}: expected a SearchConfig, got {type(config).__name__}")
+    _check_types(config, source, "")
+    try:
+        _check_values(config)
+    except ConfigError as err:
+        raise UserError(f"{source(err.key)}: key '{err.key}': {err.problem}") from None
+
+
+def _check_types(section: Any, source: Callable[[str], str], prefix: str) -> None:
+    """Every field of the dataclass ``section`` against its type hint, sections recursively."""
+    hints = typing.get_type_hints(type(section))
+    for f in dataclasses.fields(section):
+        key, value, hint = f"{prefix}{f.name}", getattr(section, f.name), hints[f.name]
+        if not dataclasses.is_dataclass(hint):
+            _coerce(hint, value, source(key), key)
+        elif isinstance(value, hint):
+            _check_types(value, source, f"{key}.")
+        else:
+            raise UserError(f"{source(key)}: key '{key}' must be {hint.__name__}, got {type(value).__name__} {value!r}")
+
+
+def _check_values(config: SearchConfig) -> None:
+    """Value checks that types alone cannot express; raises :class:`ConfigError` naming the key."""
+    if not 0 <= config.seed <= MAX_SEED:
+        raise ConfigError("seed", f"must be an integer in [0, {MAX_SEED}], got {config.seed}")
+    for key, least in _AT_LEAST.items():
+        if _get(config, key) < least:
+            raise ConfigError(key, f"must be >= {least}, got {_get(config, key)}")
+    t, o = config.training, config.objective
+    numbers = {"training.lr": t.lr, "training.weight_decay": t.weight_decay, "objective.alpha": o.alpha, "objective.beta": o.beta,
+               "objective.gamma": o.gamma, **{f"objective.weights.{k}": w for k, w in o.weights.items()}}
+    for key, value in numbers.items():
+        if not math.isfinite(value):
+            raise ConfigError(key, f"must be a finite number, got {value}")
+    if t.lr <= 0:
+        raise ConfigError("training.lr", f"must be > 0, got {t.lr}")
+    if t.weight_decay < 0:
+        raise ConfigError("training.weight_decay", f"must be >= 0, got {t.weight_decay}")
+    for key in ("space", "data"):
+        if not getattr(config, key).strip():
+            raise ConfigError(key, "must not be empty")
+    names = {"sampler": config.sampler, "executor": config.executor, "objective.name": o.name}
+    names.update((f"stages[{i}]", stage) for i, stage in enumerate(config.stages))
+    registries = _registries()
+    for key, name in names.items():
+        try:
+            registries[key.split("[")[0]].get(name)
+        except UserError as err:
+            raise ConfigError(key, str(err)) from None
+    constraint_specs(config)
+
+
+def _registries() -> dict[str, Registry[Any]]:
+    """The registries that name-valued settings pick from (imported here: their modules import this one)."""
+    from .executors import EXECUTORS
+    from .objective import OBJECTIVES
+    from .samplers import SAMPLERS
+    from .stages import STAGES
+
+    return {"sampler": SAMPLERS, "executor": EXECUTORS, "objective.name": OBJECTIVES, "stages": STAGES}
+
+
+def _get(config: SearchConfig, dotted: str) -> Any:
+    return functools.reduce(getattr, dotted.split("."), config)
 
 
 def constraint_specs(config: SearchConfig) -> list[tuple[str, dict[str, Any]]]:
@@ -187,10 +263,10 @@ def constraint_specs(config: SearchConfig) -> list[tuple[str, dict[str, Any]]]:
         elif isinstance(item, dict) and len(item) == 1:
             ((ref, options),) = item.items()
             if options is not None and not isinstance(options, dict):
-                raise UserError(f"constraints[{i}]: options of '{ref}' must be a mapping, got {options!r}")
+                raise ConfigError(f"constraints[{i}]", f"options of '{ref}' must be a mapping, got {options!r}")
             specs.append((str(ref), options or {}))
         else:
-            raise UserError(f"constraints[{i}]: expected a name or {{name: {{options}}}}, got {item!r}")
+            raise ConfigError(f"constraints[{i}]", f"expected a name or {{name: {{options}}}}, got {item!r}")
     return specs
 
 

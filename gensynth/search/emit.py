@@ -1,4 +1,9 @@
-"""Emitting the winner: ``final/`` with the graph, GraphML, diagram, ONNX, proxy weights and a summary."""
+"""Emitting the winner: ``final/`` with the graph, GraphML, diagram, ONNX, proxy weights and a summary.
+
+``final/`` is written into ``final.partial/`` and swapped in by renames, with
+the weights that the best record's own candidate left in ``best/``: a kill at
+any instant leaves the previous ``final/`` or the new one, never a mix.
+"""
 from __future__ import annotations
 
 import shutil
@@ -13,26 +18,31 @@ from .report import front, leaderboard, rejections, row, status_counts
 from .training import proxy_graph
 
 if TYPE_CHECKING:
+    from .config import SearchConfig
+    from .record import CandidateRecord
     from .run import Search
 
 STEM = "attendnext"
 
 
-def emit_final(search: Search) -> Path:
+def emit_final(search: Search, config: SearchConfig) -> Path:
     """Write ``final/`` for the best feasible candidate; return the folder."""
     best = search.best
-    final = search.store.final_dir
-    final.mkdir(exist_ok=True)
-    graph = search.space.to_graph(best["genome"], name=STEM)
-    save(graph, final / f"{STEM}.yaml")
-    write_graphml(graph, final / f"{STEM}.graphml")
-    notes = [_diagram(graph, final), _onnx(graph, final, search.config.export_onnx)]
-    proxy = proxy_graph(graph, search.space.proxy, search.data.num_classes)
-    save(proxy, final / "proxy.yaml")
-    if search.store.best_weights_path.exists():
-        shutil.copyfile(search.store.best_weights_path, final / "weights.pt")
-    (final / "summary.md").write_text(_summary(search, best, graph, [n for n in notes if n]))
-    return final
+    assert best is not None
+    staged = search.store.staging_dir()
+    graph = search.space.to_graph(best.genome, name=STEM)
+    save(graph, staged / f"{STEM}.yaml")
+    write_graphml(graph, staged / f"{STEM}.graphml")
+    notes = [_diagram(graph, staged), _onnx(graph, staged, config.export_onnx)]
+    num_classes = search.data.num_classes if search.data else graph.num_classes
+    save(proxy_graph(graph, search.space.proxy, num_classes), staged / "proxy.yaml")
+    weights = search.store.weights_path(best.number)
+    if weights.exists():
+        shutil.copyfile(weights, staged / "weights.pt")
+    else:
+        notes.append(f"no trained weights: candidate {best.number}'s stages produced none")
+    (staged / "summary.md").write_text(_summary(search, config, best, graph, [n for n in notes if n]))
+    return search.store.replace_final(staged)
 
 
 def _diagram(graph: ArchGraph, final: Path) -> str:
@@ -54,9 +64,9 @@ def _onnx(graph: ArchGraph, final: Path, wanted: bool) -> str:
     return ""
 
 
-def _summary(search: Search, best: dict, graph: ArchGraph, notes: list[str]) -> str:
-    cfg, records = search.config, search.records
-    m = best["measurements"]
+def _summary(search: Search, cfg: SearchConfig, best: CandidateRecord, graph: ArchGraph, notes: list[str]) -> str:
+    records = search.records
+    m = best.measurements
     peak = peak_activation_bytes(build_model(graph).eval(), graph.input_shape())
     lines = [
         f"# {STEM}: the best feasible architecture of run `{search.store.root}`",
@@ -64,7 +74,7 @@ def _summary(search: Search, best: dict, graph: ArchGraph, notes: list[str]) -> 
         f"Space `{search.space.name}`, seed {cfg.seed}, sampler `{cfg.sampler}`, objective `{search.objective.name}`, "
         f"budget {cfg.budget}, data `{cfg.data}`.",
         "",
-        f"- candidate {best['number']}, hash `{best['hash']}`, score {best['score']:.3f}",
+        f"- candidate {best.number}, hash `{best.hash}`, score {best.score:.3f}",
         f"- proxy top-1 {m['accuracy']:.2f} % ({cfg.training.train_images} training images, {cfg.training.epochs} epoch(s), "
         f"{search.space.proxy.resolution} px, skip_reductions {search.space.proxy.skip_reductions}; {cfg.training.val_images} validation images)",
         f"- {m['params'] / 1e6:.3f} M params, {m['macs'] / 1e6:.1f} M MACs, peak activations {peak / 2**20:.1f} MiB "
@@ -73,7 +83,7 @@ def _summary(search: Search, best: dict, graph: ArchGraph, notes: list[str]) -> 
     if "latency_ms" in m:
         lines.append(f"- latency {m['latency_ms']:.2f} ms (torch eager, batch 1, {cfg.latency.threads} thread, median of {cfg.latency.runs}, on the machine that ran the search)")
     lines += ["", "## Constraints", "", "| constraint | verdict | reason |", "|---|---|---|"]
-    lines += [f"| {n} | {'ok' if v['satisfied'] else 'violated'} | {v['reason']} |" for n, v in best["verdicts"].items()]
+    lines += [f"| {n} | {'ok' if v['satisfied'] else 'violated'} | {v['reason']} |" for n, v in best.verdicts.items()]
     counts = status_counts(records)
     lines += ["", "## Run", "", f"{len(records)} proposals: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), ""]
     lines += ["Rejections per constraint: " + (", ".join(f"{k} {v}" for k, v in rejections(records).most_common()) or "none"), ""]

@@ -6,25 +6,33 @@ candidate (see :attr:`Executor.runs_in_background`).
 """
 from __future__ import annotations
 
+import socket
 from abc import ABC, abstractmethod
-from typing import Any, Union
+from typing import Any, Callable
 
 from ..data import ProxyDataset
 from ..errors import UserError
+from ..registry import Registry
 from .config import SearchConfig
-from .inquisitor import ProbeTask, TaskResult, TrainTask, probe, train
+from .inquisitor import TaskResult
 from .probe_process import ProbeProcess
-
-Task = Union[ProbeTask, TrainTask]
+from .stages import Task
 
 
 class Executor(ABC):
-    """Submit tasks, then wait for some of them to finish."""
+    """Runs evaluation tasks: :meth:`start` once, then :meth:`submit` tasks and :meth:`wait` for results.
+
+    Call order: ``start(data)``; any number of ``submit(key, task)`` (at most
+    ``capacity`` unfinished at once) and ``wait()``; ``shutdown()`` at the end,
+    also after an error. A task never raises; a worker that dies must come back
+    as a failed :class:`TaskResult`, never as an exception.
+    """
 
     capacity: int = 1
 
     @abstractmethod
-    def start(self, data: ProxyDataset) -> None: ...
+    def start(self, data: ProxyDataset | None) -> None:
+        """Get ready; ``data`` is what tasks whose ``needs_data`` is True are called with."""
 
     @abstractmethod
     def submit(self, key: Any, task: Task) -> None: ...
@@ -47,13 +55,13 @@ class Executor(ABC):
 
 
 class LocalExecutor(Executor):
-    """One task at a time: training in this process when it is submitted, a probe in a probe process beside it.
+    """One task at a time: tasks that need the dataset run in this process when submitted, others in a probe process.
 
     While a probe runs, :meth:`wait` is the only call that blocks, so the driver
     proposes meanwhile; a sequential run stays deterministic.
     """
 
-    def start(self, data: ProxyDataset) -> None:
+    def start(self, data: ProxyDataset | None) -> None:
         self.data = data
         self.done: list[tuple[Any, TaskResult]] = []
         self.probing: Any = None
@@ -62,11 +70,11 @@ class LocalExecutor(Executor):
     def submit(self, key: Any, task: Task) -> None:
         if self.probes.busy:
             self.done.append((self.probing, self.probes.result()))  # never two tasks at once
-        if isinstance(task, ProbeTask):
+        if not task.needs_data:
             self.probes.submit(task)
             self.probing = key
         else:
-            self.done.append((key, train(task, self.data)))
+            self.done.append((key, task(self.data)))
 
     @property
     def runs_in_background(self) -> bool:
@@ -96,23 +104,25 @@ class RayExecutor(Executor):
         self.ray = ray
         self.address, self.capacity, self.threads, self.max_retries = address, workers, threads, max_retries
 
-    def start(self, data: ProxyDataset) -> None:
+    def start(self, data: ProxyDataset | None) -> None:
         ray = self.ray
         self._started = not ray.is_initialized()
         if self._started:
             if self.address:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+                _check_reachable(self.address)
+                try:
+                    ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+                except (ConnectionError, RuntimeError, ValueError) as err:
+                    raise UserError(f"--ray-address {self.address}: cannot connect to a Ray cluster: {str(err).splitlines()[0]}") from None
             else:
                 ray.init(num_cpus=self.capacity * self.threads, include_dashboard=False, log_to_driver=False)
         options = {"num_cpus": self.threads, "max_retries": self.max_retries, "retry_exceptions": False}
-        self._probe = ray.remote(**options)(probe)
-        self._train = ray.remote(**options)(train)
+        self._run = ray.remote(**options)(_run_task)
         self._data = ray.put(data)
         self._pending: dict[Any, Any] = {}
 
     def submit(self, key: Any, task: Task) -> None:
-        ref = self._probe.remote(task) if isinstance(task, ProbeTask) else self._train.remote(task, self._data)
-        self._pending[ref] = key
+        self._pending[self._run.remote(task, self._data if task.needs_data else None)] = key
 
     def wait(self) -> list[tuple[Any, TaskResult]]:
         ready, _ = self.ray.wait(list(self._pending), num_returns=1)
@@ -139,7 +149,41 @@ class RayExecutor(Executor):
             self.ray.shutdown()
 
 
+def _run_task(task: Task, data: ProxyDataset | None) -> TaskResult:
+    return task(data)
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A Ray address must answer within ``timeout`` seconds (``ray.init`` alone may retry for minutes)."""
+    if address == "auto" or address.startswith("ray://"):
+        host_port = address.removeprefix("ray://") if address != "auto" else ""
+    else:
+        host_port = address
+    if not host_port:
+        return
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--ray-address {address!r}: expected host:port, ray://host:port or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise UserError(f"--ray-address {address}: no Ray cluster answers there ({err.strerror or err})") from None
+
+
+ExecutorFactory = Callable[[SearchConfig], Executor]
+EXECUTORS: Registry[ExecutorFactory] = Registry("executor", entry_point_group="gensynth.executors")
+EXECUTORS.register("local", lambda config: LocalExecutor(), origin="built-in")
+EXECUTORS.register("ray", lambda config: RayExecutor(config.ray_address, config.workers, config.threads_per_worker, config.max_retries), origin="built-in")
+
+
+def register_executor(name: str, factory: ExecutorFactory, override: bool = False) -> ExecutorFactory:
+    """Add an executor that ``--executor NAME`` selects: ``factory(SearchConfig) -> Executor``."""
+    return EXECUTORS.register(name, factory, override)
+
+
+def list_executors(pattern: str = "*") -> list[str]:
+    return EXECUTORS.names(pattern)
+
+
 def make_executor(config: SearchConfig) -> Executor:
-    if config.executor == "ray":
-        return RayExecutor(config.ray_address, config.workers, config.threads_per_worker, config.max_retries)
-    return LocalExecutor()
+    return EXECUTORS.get(config.executor)(config)

@@ -1,11 +1,13 @@
-"""The inquisitor: measures a candidate. Two phases, each a picklable task for any executor.
+"""The inquisitor's tasks: picklable callables that any executor runs, one per evaluation stage.
 
-* ``probe``: params, MACs (by the graph's per-op rules, which equal fvcore's
-  count of the built model) and latency at the deployment shape (peak activation
-  memory, a second forward pass, is measured only for the emitted winner);
-* ``train``: proxy training and validation top-1.
+* :class:`ProbeTask`: params, MACs (by the graph's per-op rules, which equal
+  fvcore's count of the built model) and latency at the deployment shape (peak
+  activation memory, a second forward pass, is measured only for the emitted
+  winner); it needs no dataset, so the local executor runs it in the probe process;
+* :class:`TrainTask`: proxy training and validation top-1 on the executor's dataset.
 
-A task never raises: a crash, a diverging loss or running out of memory comes
+A task is called as ``task(data)`` (``data`` is None for tasks whose
+``needs_data`` is False) and never raises: a crash, a diverging loss or running out of memory comes
 back as a failed :class:`TaskResult` with its reason, and the search goes on.
 """
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterator
 
 import torch
 
@@ -34,6 +36,10 @@ class ProbeTask:
     graph: dict[str, Any]
     latency: LatencyConfig
     threads: int
+    needs_data: ClassVar[bool] = False
+
+    def __call__(self, data: ProxyDataset | None = None) -> TaskResult:
+        return probe(self)
 
 
 @dataclass
@@ -45,15 +51,25 @@ class TrainTask:
     training: TrainingConfig
     seed: int
     threads: int
+    needs_data: ClassVar[bool] = True
+
+    def __call__(self, data: ProxyDataset | None = None) -> TaskResult:
+        assert data is not None, "a training task needs the executor's dataset"
+        return train(self, data)
 
 
 @dataclass
 class TaskResult:
-    """Measurements (or the failure reason), seconds spent per part, and trained weights if any."""
+    """Measurements (or the failure reason), seconds spent per part, and trained weights if any.
+
+    ``stopped`` (with ``ok``) is a stage's own reason to end the candidate's
+    evaluation, e.g. a screen whose score is too low: it is recorded as rejected.
+    """
 
     ok: bool
     measurements: dict[str, float] = field(default_factory=dict)
     reason: str = ""
+    stopped: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     weights: bytes | None = None
 

@@ -5,10 +5,11 @@ with the plugin's name and error.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..constraint import Candidate, Constraint, Stage
+from ..constraint import Candidate, Constraint, Stage, Verdict
 from ..errors import UserError
 
 
@@ -22,6 +23,15 @@ class Judgement:
     @property
     def feasible(self) -> bool:
         return not self.error and all(v["satisfied"] for v in self.verdicts.values())
+
+
+def _checked(verdict: object) -> Verdict:
+    """A plugin's return value, checked: a :class:`Verdict` with a finite violation >= 0."""
+    if not isinstance(verdict, Verdict):
+        raise TypeError(f"check() returned {type(verdict).__name__}, expected a gensynth.constraint.Verdict")
+    if not isinstance(verdict.violation, (int, float)) or not math.isfinite(verdict.violation) or verdict.violation < 0:
+        raise ValueError(f"check() returned violation {verdict.violation!r}, expected a finite number >= 0")
+    return verdict
 
 
 class ConstraintEngine:
@@ -44,10 +54,14 @@ class ConstraintEngine:
             if constraint.name in skip or not set(constraint.requires) <= set(candidate.measurements):
                 continue
             try:
-                verdict = constraint.check(candidate)
+                verdict = _checked(constraint.check(candidate))
             except Exception as err:  # a user's plugin: report it, keep searching
                 message = f"constraint '{constraint.name}' raised {type(err).__name__}: {err} on candidate {candidate.hash}"
                 return Judgement(verdicts, message)
+            except BaseException as err:  # SystemExit and the like from a plugin must not end the search either
+                if isinstance(err, KeyboardInterrupt):
+                    raise
+                return Judgement(verdicts, f"constraint '{constraint.name}' raised {type(err).__name__} on candidate {candidate.hash}")
             verdicts[constraint.name] = {"stage": stage, **asdict(verdict)}
         return Judgement(verdicts)
 

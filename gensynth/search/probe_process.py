@@ -23,13 +23,13 @@ import sys
 from pathlib import Path
 from typing import BinaryIO
 
-from .inquisitor import ProbeTask, TaskResult, probe
+from .inquisitor import ProbeTask, TaskResult
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 class ProbeProcess:
-    """Runs one :class:`ProbeTask` at a time in a child process."""
+    """Runs one task that needs no dataset (a :class:`ProbeTask`) at a time in a child process."""
 
     def __init__(self) -> None:
         self._child: subprocess.Popen[bytes] | None = None
@@ -86,7 +86,9 @@ class ProbeProcess:
 
     def _start(self) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p))
-        self._child = subprocess.Popen([sys.executable, "-c", f"from {__name__} import main; main()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        # ``-c`` puts the working directory first on sys.path: drop it, so a user's torch.py or gensynth/ there is never imported
+        code = f"import sys; del sys.path[0]; from {__name__} import main; main()"
+        self._child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
 
 
 def _exit_status(code: int) -> str:
@@ -103,14 +105,24 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
             task = pickle.load(requests)
         except EOFError:
             return
-        pickle.dump(probe(task), replies, protocol=pickle.HIGHEST_PROTOCOL)
-        replies.flush()
+        result = task(None)
+        try:
+            pickle.dump(result, replies, protocol=pickle.HIGHEST_PROTOCOL)
+            replies.flush()
+        except BrokenPipeError:  # the driver is gone: nobody wants the result
+            return
 
 
 def main() -> None:
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints go to stderr, not into the replies
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         serve(sys.stdin.buffer, replies)
-    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the driver reports it
+    except (KeyboardInterrupt, BrokenPipeError):  # Ctrl-C reaches the whole group; a dead driver closed the pipe
         pass
+    finally:
+        try:
+            replies.close()
+        except BrokenPipeError:
+            pass

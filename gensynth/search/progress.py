@@ -4,6 +4,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from .record import CandidateRecord
+
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
@@ -25,6 +27,6 @@ class SearchProgress:
     def __exit__(self, *exc: Any) -> None:
         self.progress.__exit__(*exc)
 
-    def update(self, done: int, feasible: int, best: dict[str, Any] | None) -> None:
-        score = f"{best['score']:.2f}" if best else "–"
+    def update(self, done: int, feasible: int, best: CandidateRecord | None) -> None:
+        score = f"{best.score:.2f}" if best and best.score is not None else "–"
         self.progress.update(self.task, completed=done, status=f"feasible {feasible} · best {score}")

@@ -1,50 +1,53 @@
-"""The search loop: propose → structural constraints → probe → measured constraints → train → tell.
+"""The search loop: propose → structural constraints → evaluation stages (measured constraints after each) → record → tell.
 
-Every finished candidate becomes one line of ``candidates.jsonl`` before the
-generator hears of it, so a resumed run (same command, same run directory)
-re-evaluates nothing that finished and honours the budget; the generator
-replays those lines into its study.
+:class:`Search` is given its collaborators (space, generator, executor, store,
+objective, constraints, stages, storage mirror) and owns none of their
+policies; :func:`gensynth.search.assemble.run_search` builds the defaults from
+a config. Every finished candidate becomes one line of ``candidates.jsonl``
+before the generator hears of it, so a resumed run re-evaluates nothing that
+finished and honours the budget. The budget counts candidates that entered
+evaluation (``inquired``): duplicates and structural rejections are free.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
-
-from ..constraint import Candidate, Constraint, RunContext
-from ..data import load_dataset
+from ..constraint import Candidate, RunContext
+from ..data import ProxyDataset
 from ..errors import UserError
 from ..ir.graph import ArchGraph
-from ..ir.serialize import to_dict
-from ..plugins import instantiate
-from ..space.space import SearchSpace, load_space
-from .config import SearchConfig, constraint_specs
-from .emit import emit_final
-from .executors import Executor, make_executor
+from ..space.space import SearchSpace
+from .executors import Executor
 from .generator import Generator
-from .inquisitor import ProbeTask, TaskResult, TrainTask
+from .inquisitor import TaskResult
 from .judge import ConstraintEngine
-from .objective import Objective, make_objective
+from .objective import Objective
 from .progress import SearchProgress
+from .record import CandidateRecord, Status
+from .stages import EvaluationStage
 from .store import RunStore
+
+if TYPE_CHECKING:
+    from .mirror import StorageMirror
 
 
 @dataclass
 class _Pending:
-    """A candidate in the inquisitor's hands."""
+    """A candidate in the inquisitor's hands: ``stage`` indexes the next stage to report."""
 
     number: int
     genome: dict[str, Any]
     graph: ArchGraph
     hash: str
     started: float
-    phase: str = "probe"
+    stage: int = 0
     timings: dict[str, float] = field(default_factory=dict)
     measurements: dict[str, float] = field(default_factory=dict)
     verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def candidate(self) -> Candidate:
         return Candidate(self.genome, self.graph, self.hash, self.measurements)
@@ -59,88 +62,89 @@ class RunResult:
     feasible: int
     proposals: int
     capped: bool
-    best: dict[str, Any] | None
+    best: CandidateRecord | None
     final_dir: Path | None
 
 
 class Search:
-    """One run: owns the generator, the constraint engine, the executor and the run store."""
+    """One run over collaborators that are passed in; :meth:`run` runs or resumes it."""
 
-    def __init__(self, config: SearchConfig, constraints: list[Constraint | str | type] = (), progress: bool = True):
-        self.config = config
-        self.space: SearchSpace = load_space(config.space)
-        self.objective: Objective = make_objective(config.objective)
-        configured = [instantiate(ref, options) for ref, options in constraint_specs(config)]
-        self.engine = ConstraintEngine(configured + [instantiate(c) for c in constraints])
-        _check_measurable(self.engine, config)
-        self.data = load_dataset(config.data, train_limit=config.training.train_images, val_limit=config.training.val_images, seed=config.seed)
-        self.store = RunStore.open(config)
-        self.records = self.store.records()
-        self.generator = Generator(self.space, self.objective, config.sampler, config.seed, self.store.storage_url(config), config.name or "gensynth", config.history)
-        self.seen = {r["hash"]: r for r in self.records if r["status"] in ("evaluated", "rejected", "failed") and r.get("hash")}
-        self.best = max((r for r in self.records if r.get("feasible")), key=lambda r: r["score"], default=None)
-        self.show_progress = progress
-        self.threads = config.threads_per_worker if config.executor == "ray" else torch.get_num_threads()
+    def __init__(self, *, space: SearchSpace, generator: Generator, executor: Executor, store: RunStore, objective: Objective,
+                 constraints: ConstraintEngine, stages: list[EvaluationStage], budget: int, proposal_cap: int,
+                 mirror: StorageMirror | None = None, data: ProxyDataset | None = None,
+                 emit: Callable[[Search], Path] | None = None, progress: bool = False):
+        if not stages:
+            raise UserError("stages: a search needs at least one evaluation stage")
+        self.space, self.generator, self.executor, self.store = space, generator, executor, store
+        self.objective, self.engine, self.stages, self.mirror, self.data = objective, constraints, stages, mirror, data
+        self.budget, self.proposal_cap, self.emit, self.show_progress = budget, proposal_cap, emit, progress
+        self.records: list[CandidateRecord] = []
+        self.seen: dict[str, CandidateRecord] = {}
+        self.best: CandidateRecord | None = None
 
-    # -- the loop -------------------------------------------------------------------
     def run(self) -> RunResult:
+        self.records = self.store.records(repair=True)
+        for record in self.records:
+            self._remember(record)
+        self.store.keep_weights_of(self.best.number if self.best else None)
         self.generator.replay(self.records)
-        executor = make_executor(self.config)
-        executor.start(self.data)
+        if self.mirror:
+            self.mirror.catch_up(self.records)
+        self.executor.start(self.data)
         try:
-            self._prepare_constraints(executor)
-            capped = self._loop(executor)
+            self._prepare_constraints()
+            capped = self._loop()
         finally:
-            executor.shutdown()
-            self.generator.close()
-        final = emit_final(self) if self.best else None
-        return RunResult(self.store.root, self.evaluated, self.feasible, self.proposals, capped, self.best, final)
+            self.executor.shutdown()
+            if self.mirror:
+                self.mirror.close()
+        final = self.emit(self) if self.best and self.emit else None
+        return RunResult(self.store.root, self.evaluated, self.feasible, self.generator.proposals, capped, self.best, final)
 
     @property
     def evaluated(self) -> int:
-        return sum(1 for r in self.records if r.get("inquired"))
+        return sum(1 for r in self.records if r.inquired)
 
     @property
     def feasible(self) -> int:
-        return sum(1 for r in self.records if r.get("feasible"))
+        return sum(1 for r in self.records if r.feasible)
 
-    def _loop(self, executor: Executor) -> bool:
+    # -- the loop -------------------------------------------------------------------------------
+    def _loop(self) -> bool:
         """Keep the executor busy until the budget is spent; True when the proposal cap stopped it first.
 
         While the executor works in the background the driver prepares the next
         candidate (in a sequential run, at the same point every time), then
-        writes the storage mirror until a result is ready, so that engine work
-        overlaps the measurements instead of adding to them.
+        writes the storage mirror until a result is ready.
         """
-        budget = self.config.budget
-        self.proposals = len(self.generator.study.trials)
-        in_flight: dict[int, _Pending] = {}
-        ready: _Pending | None = None
-        with SearchProgress(budget, enabled=self.show_progress) as bar:
+        executor, in_flight, ready = self.executor, {}, None
+        with SearchProgress(self.budget, enabled=self.show_progress) as bar:
             bar.update(self.evaluated, self.feasible, self.best)
             while True:
-                while len(in_flight) < executor.capacity and self.evaluated + len(in_flight) < budget:
+                while len(in_flight) < executor.capacity and self.evaluated + len(in_flight) < self.budget:
                     pending, ready = ready or self._next_candidate(), None
                     if pending is None:
                         break
                     in_flight[pending.number] = pending
-                    executor.submit(pending.number, self._probe_task(pending.graph))
+                    executor.submit(pending.number, self.stages[0].task(pending.graph))
                 if not in_flight:
-                    return self.proposals >= self.config.proposal_cap and self.evaluated < budget
+                    return self.generator.proposals >= self.proposal_cap and self.evaluated < self.budget
                 if executor.runs_in_background:
-                    if ready is None and self.evaluated + len(in_flight) < budget:
+                    if ready is None and self.evaluated + len(in_flight) < self.budget:
                         ready = self._next_candidate()
-                    self.generator.flush(stop=executor.has_results)
+                    if self.mirror:
+                        self.mirror.flush(stop=executor.has_results)
                 for number, result in executor.wait():
-                    if self._advance(in_flight[number], result):
-                        executor.submit(number, self._train_task(in_flight[number].graph))
+                    pending = in_flight[number]
+                    if self._advance(pending, result):
+                        executor.submit(number, self.stages[pending.stage].task(pending.graph))
                     else:
                         del in_flight[number]
                     bar.update(self.evaluated, self.feasible, self.best)
 
     def _next_candidate(self) -> _Pending | None:
         """Propose until a new, structurally feasible candidate comes up; None at the proposal cap."""
-        while self.proposals < self.config.proposal_cap:
+        while self.generator.proposals < self.proposal_cap:
             if pending := self._propose():
                 return pending
         return None
@@ -149,133 +153,123 @@ class Search:
         """Ask for a genome; decide duplicates and structural rejections at once; return what needs measuring."""
         started = time.perf_counter()
         number, genome = self.generator.ask()
-        self.proposals += 1
         try:
             graph = self.space.to_graph(genome)
             digest = graph.structural_hash()
         except Exception as err:  # a family that cannot build this genome
-            return self._finish(_Pending(number, genome, ArchGraph(), "", started), "failed", f"genome → graph failed: {type(err).__name__}: {err}")
+            return self._finish(_Pending(number, genome, ArchGraph(), "", started), Status.FAILED, f"genome → graph failed: {type(err).__name__}: {err}")
         pending = _Pending(number, genome, graph, digest, started)
         if digest in self.seen:
             return self._finish_duplicate(pending, self.seen[digest])
         judgement = self.engine.judge(pending.candidate(), "structural")
         pending.verdicts.update(judgement.verdicts)
         if judgement.error:
-            return self._finish(pending, "failed", judgement.error)
+            return self._finish(pending, Status.FAILED, judgement.error)
         if not judgement.feasible:
-            return self._finish(pending, "rejected", "structural: " + _failed_reasons(judgement.verdicts), stage="structural")
+            return self._finish(pending, Status.REJECTED, "structural: " + _failed_reasons(judgement.verdicts), stage="structural")
         pending.timings["propose_s"] = time.perf_counter() - started
         return pending
 
     def _advance(self, pending: _Pending, result: TaskResult) -> bool:
-        """Take a task's result; True when the candidate goes on to training."""
+        """Take a stage's result; True when the candidate goes on to the next stage."""
+        stage = self.stages[pending.stage]
+        pending.stage += 1
         pending.timings.update(result.timings)
+        pending.stages[stage.name] = {"measurements": dict(result.measurements), "timings": dict(result.timings)}
         if not result.ok:
-            self._finish(pending, "failed", result.reason, inquired=True)
+            self._finish(pending, Status.FAILED, f"{stage.name}: {result.reason}", stage=stage.name, inquired=True)
             return False
         pending.measurements.update(result.measurements)
-        if pending.phase == "train":
+        if result.stopped:
+            self._finish(pending, Status.REJECTED, f"{stage.name}: {result.stopped}", stage=stage.name, inquired=True)
+            return False
+        last = pending.stage == len(self.stages)
+        if last:
             pending.measurements["score"] = self.objective.scalar(pending.measurements)
         judgement = self.engine.judge(pending.candidate(), "measured", skip=set(pending.verdicts))
         pending.verdicts.update(judgement.verdicts)
         if judgement.error:
-            self._finish(pending, "failed", judgement.error, inquired=True)
-            return False
-        if not judgement.feasible:
-            self._finish(pending, "rejected", "measured: " + _failed_reasons(judgement.verdicts), stage="measured", inquired=True)
-            return False
-        if pending.phase == "probe":
-            pending.phase = "train"
-            return True
-        self._finish(pending, "evaluated", "", inquired=True, weights=result.weights)
-        return False
+            self._finish(pending, Status.FAILED, judgement.error, stage=stage.name, inquired=True)
+        elif not judgement.feasible:
+            self._finish(pending, Status.REJECTED, f"{stage.name}: " + _failed_reasons(judgement.verdicts), stage=stage.name, inquired=True)
+        elif last:
+            self._finish(pending, Status.EVALUATED, "", inquired=True, weights=result.weights)
+        return not last and judgement.feasible
 
-    # -- recording --------------------------------------------------------------------
-    def _finish(self, p: _Pending, status: str, reason: str, stage: str = "", inquired: bool = False, weights: bytes | None = None) -> None:
-        evaluated = status == "evaluated"
-        feasible = evaluated and all(v["satisfied"] for v in p.verdicts.values())
-        score = p.measurements["score"] if evaluated else None
-        values = self.objective.values(p.measurements) if evaluated else (self.objective.placeholder() if status == "rejected" else None)
-        violations = self.engine.violations(p.verdicts)
+    # -- recording ------------------------------------------------------------------------------
+    def _finish(self, p: _Pending, status: Status, reason: str, stage: str = "", inquired: bool = False, weights: bytes | None = None) -> None:
+        evaluated = status is Status.EVALUATED
         p.timings["total_s"] = time.perf_counter() - p.started
-        record = {
-            "number": p.number, "hash": p.hash, "status": status, "feasible": feasible, "rejected_at": stage, "reason": reason,
-            "inquired": inquired, "score": score, "values": values, "violations": violations, "verdicts": p.verdicts,
-            "measurements": p.measurements, "timings": {k: round(v, 4) for k, v in p.timings.items()}, "genome": p.genome,
-        }
+        record = CandidateRecord(
+            number=p.number, hash=p.hash, status=status, genome=p.genome, rejected_at=stage, reason=reason, inquired=inquired,
+            feasible=evaluated and all(v["satisfied"] for v in p.verdicts.values()),
+            score=p.measurements["score"] if evaluated else None, values=self.objective.values(p.measurements) if evaluated else None,
+            violations=self.engine.violations(p.verdicts), verdicts=p.verdicts, measurements=p.measurements, stages=p.stages,
+            timings={k: round(v, 4) for k, v in p.timings.items()},
+        )
+        new_best = record.feasible and (self.best is None or record.score > self.best.score)
+        if new_best and weights:
+            self.store.save_weights(record.number, weights)  # before the record: the best always has its own weights
         self._commit(record)
-        if feasible and (self.best is None or score > self.best["score"]):
-            self.best = record
-            if weights:
-                self.store.save_best_weights(weights)
+        if new_best:
+            self.store.keep_weights_of(record.number)
 
-    def _finish_duplicate(self, p: _Pending, earlier: dict[str, Any]) -> None:
-        record = {
-            "number": p.number, "hash": p.hash, "status": "duplicate", "feasible": False, "rejected_at": "",
-            "reason": f"same architecture as candidate {earlier['number']}", "inquired": False, "score": None,
-            "values": earlier["values"], "violations": earlier["violations"], "verdicts": {}, "measurements": {},
-            "timings": {"total_s": round(time.perf_counter() - p.started, 4)}, "genome": p.genome,
-        }
+    def _finish_duplicate(self, p: _Pending, earlier: CandidateRecord) -> None:
+        record = CandidateRecord(
+            number=p.number, hash=p.hash, status=Status.DUPLICATE, genome=p.genome, duplicate_of=earlier.number,
+            reason=f"same architecture as candidate {earlier.number}", violations=earlier.violations,
+            timings={"total_s": round(time.perf_counter() - p.started, 4)},
+        )
         self._commit(record)
 
-    def _commit(self, record: dict[str, Any]) -> None:
-        """Durable first, then tell the generator (a kill in between is repaired on resume by the replay)."""
+    def _commit(self, record: CandidateRecord) -> None:
+        """Durable first, then tell the generator and queue the mirror (a kill in between is repaired on resume)."""
         self.store.append(record)
         self.records.append(record)
-        if record["status"] != "duplicate":
-            self.seen.setdefault(record["hash"], record)
-        self.generator.tell(record["number"], record["values"], record["violations"])
+        self._remember(record)
+        self.generator.tell(record)
+        if self.mirror:
+            self.mirror.record(record)
 
-    # -- tasks and references ---------------------------------------------------------------
-    def _probe_task(self, graph: ArchGraph) -> ProbeTask:
-        return ProbeTask(to_dict(graph), self.config.latency, self.threads)
+    def _remember(self, record: CandidateRecord) -> None:
+        if record.status is not Status.DUPLICATE:
+            self.seen.setdefault(record.hash, record)
+        if record.feasible and (self.best is None or record.score > self.best.score):
+            self.best = record
 
-    def _train_task(self, graph: ArchGraph) -> TrainTask:
-        return TrainTask(to_dict(graph), self.space.proxy, self.config.training, self.config.seed, self.threads)
-
-    def _prepare_constraints(self, executor: Executor) -> None:
+    # -- references -----------------------------------------------------------------------------
+    def _prepare_constraints(self) -> None:
+        """Each constraint's ``prepare``: references are measured by the run's own stages and cached in the run."""
         cache = self.store.reference_cache()
 
         def measure(graph: ArchGraph, label: str) -> dict[str, float]:
             key = f"{label}:{graph.structural_hash()}"
             if key not in cache:
-                cache[key] = _measure_now(executor, self._probe_task(graph), self._train_task(graph), self.objective.scalar)
+                cache[key] = self.measure(graph, label)
                 self.store.save_reference_cache(cache)
             return cache[key]
 
         for constraint in self.engine.constraints:
-            constraint.prepare(RunContext(measure))
+            try:
+                constraint.prepare(RunContext(measure))
+            except UserError:
+                raise
+            except Exception as err:  # a plugin's bug: one line naming it, before any candidate is spent
+                first = str(err).splitlines()[0] if str(err) else ""
+                raise UserError(f"constraint '{constraint.name}' raised {type(err).__name__} in prepare: {first}") from None
 
-
-def _measure_now(executor: Executor, probe: ProbeTask, train: TrainTask, scalar: Callable[[dict[str, float]], float]) -> dict[str, float]:
-    """Measure a reference with the run's protocol, through the run's executor."""
-    measurements: dict[str, float] = {}
-    for task in (probe, train):
-        executor.submit("reference", task)
-        ((_, result),) = executor.wait()
-        if not result.ok:
-            raise UserError(f"reference architecture could not be measured: {result.reason}")
-        measurements.update(result.measurements)
-    measurements["score"] = scalar(measurements)
-    return measurements
-
-
-def _check_measurable(engine: ConstraintEngine, config: SearchConfig) -> None:
-    """Refuse a measured constraint that needs a measurement this run never makes (it would be skipped)."""
-    measured = {"params", "macs", "accuracy", "train_loss", "score"}
-    if config.latency.runs:
-        measured.add("latency_ms")
-    for constraint in engine.of_stage("measured"):
-        missing = sorted(set(constraint.requires) - measured)
-        if missing:
-            why = " (latency.runs is 0)" if missing == ["latency_ms"] else ""
-            raise UserError(f"constraint '{constraint.name}' needs '{missing[0]}', which this run does not measure{why}")
+    def measure(self, graph: ArchGraph, label: str = "reference") -> dict[str, float]:
+        """Every stage's measurements of ``graph`` (and the objective's score), through the run's executor."""
+        measurements: dict[str, float] = {}
+        for stage in self.stages:
+            self.executor.submit(label, stage.task(graph))
+            ((_, result),) = self.executor.wait()
+            if not result.ok:
+                raise UserError(f"{label}: the reference architecture could not be measured ({stage.name}: {result.reason})")
+            measurements.update(result.measurements)
+        measurements["score"] = self.objective.scalar(measurements)
+        return measurements
 
 
 def _failed_reasons(verdicts: dict[str, dict[str, Any]]) -> str:
     return "; ".join(f"{name}: {v['reason']}" for name, v in verdicts.items() if not v["satisfied"])
-
-
-def run_search(config: SearchConfig, constraints: list[Constraint | str | type] = (), progress: bool = True) -> RunResult:
-    """Run (or resume) the search that ``config`` describes."""
-    return Search(config, list(constraints), progress).run()

@@ -1,23 +1,31 @@
-"""The run directory: resolved config, Optuna storage, ``candidates.jsonl``, best weights, ``final/``.
+"""The run directory: resolved config, ``candidates.jsonl``, the best candidate's weights, ``final/``.
 
-``candidates.jsonl`` is append-only, one JSON line per finished candidate,
+``candidates.jsonl`` is append-only, one :class:`CandidateRecord` per line,
 flushed and fsynced before the generator is told: a crash or ``kill -9``
-loses at most the candidate in flight. A torn last line is cut on reopen.
+loses at most the candidates in flight. A torn last line (a kill mid-write) is
+cut when a search reopens the run; any other damaged line is a one-line error
+naming it. Readers (``gensynth show``) never write.
+
+Weights are kept per candidate (``best/<number>.pt``) and written *before*
+the candidate's line, so the best record always has its own weights and a
+kill at any instant never pairs one candidate's record with another's weights.
+``final/`` is written beside itself and swapped in by renames.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import UserError
-from .config import SearchConfig, dump
+from ..ir.serialize import read_data_file
+from .config import SearchConfig, dump, from_mapping
+from .record import CandidateRecord, RecordError
 
-RESUMABLE = {"out", "budget", "max_proposals", "executor", "ray_address", "workers", "threads_per_worker", "max_retries", "export_onnx"}
+RESUMABLE = {"out", "budget", "max_proposals", "executor", "ray_address", "workers", "threads_per_worker", "max_retries", "export_onnx", "storage"}
 
 
 @dataclass
@@ -31,12 +39,12 @@ class RunStore:
         return self.root / "config.yaml"
 
     @property
-    def candidates_path(self) -> Path:
-        return self.root / "candidates.jsonl"
+    def constraints_path(self) -> Path:
+        return self.root / "constraints.json"
 
     @property
-    def best_weights_path(self) -> Path:
-        return self.root / "best" / "weights.pt"
+    def candidates_path(self) -> Path:
+        return self.root / "candidates.jsonl"
 
     @property
     def references_path(self) -> Path:
@@ -46,58 +54,126 @@ class RunStore:
     def final_dir(self) -> Path:
         return self.root / "final"
 
-    def storage_url(self, config: SearchConfig) -> str:
-        return config.storage or f"sqlite:///{(self.root / 'study.db').resolve()}"
+    @property
+    def default_storage_url(self) -> str:
+        return f"sqlite:///{(self.root / 'study.db').resolve()}"
 
-    @classmethod
-    def open(cls, config: SearchConfig) -> RunStore:
-        """Create the run directory, or check that an existing one was made by the same config."""
-        store = cls(config.run_dir)
-        if store.root.exists() and not store.root.is_dir():
-            raise UserError(f"{store.root}: exists and is not a directory")
-        store.root.mkdir(parents=True, exist_ok=True)
-        if store.config_path.exists():
-            store._check_same(config)
-        _atomic_write(store.config_path, dump(config).encode())
-        return store
+    def weights_path(self, number: int) -> Path:
+        return self.root / "best" / f"{number}.pt"
 
-    def _check_same(self, config: SearchConfig) -> None:
-        before = yaml.safe_load(self.config_path.read_text()) or {}
-        now = config.to_dict()
-        for key in sorted(set(before) | set(now)):
-            if key not in RESUMABLE and before.get(key) != now.get(key):
+    # -- opening ------------------------------------------------------------------------------
+    def check_resumable(self, config: SearchConfig, constraints: list[dict[str, Any]]) -> None:
+        """Refuse (read-only) an existing run made with other options or other constraints."""
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"{self.root}: exists and is not a directory (choose another --out)")
+        if self.config_path.exists():
+            before = from_mapping(SearchConfig, read_data_file(self.config_path) or {}, str(self.config_path)).to_dict()
+            now = config.to_dict()
+            for key in sorted(set(before) | set(now)):
+                if key not in RESUMABLE and before.get(key) != now.get(key):
+                    raise UserError(
+                        f"{self.config_path}: this run was made with {key}={before.get(key)!r}, now {now.get(key)!r} "
+                        "(resume with the same options, or choose a new --out)"
+                    )
+        if self.constraints_path.exists():
+            before_constraints = _read_json(self.constraints_path)
+            if before_constraints != constraints:
+                names = lambda cs: [c.get("name") for c in cs] if isinstance(cs, list) else cs  # noqa: E731
                 raise UserError(
-                    f"{self.config_path}: this run was made with {key}={before.get(key)!r}, now {now.get(key)!r} "
-                    "(resume with the same options, or choose a new --out)"
+                    f"{self.constraints_path}: this run was made with constraints {names(before_constraints)} "
+                    f"(with their options), now {names(constraints)} (resume with the same constraints, or choose a new --out)"
                 )
 
-    def records(self) -> list[dict[str, Any]]:
-        """Every finished candidate, in order; a torn last line (a kill mid-write) is cut off."""
+    def create(self) -> bool:
+        """Make the directory; True when this call created it (a failed start then removes it)."""
+        existed = self.root.exists()
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as err:
+            raise UserError(f"{self.root}: cannot create or write the run directory ({err.strerror})") from None
+        return not existed
+
+    def write_config(self, config: SearchConfig, constraints: list[dict[str, Any]]) -> None:
+        _atomic_write(self.config_path, dump(config).encode())
+        _atomic_write(self.constraints_path, json.dumps(constraints, indent=1).encode())
+
+    # -- candidates ---------------------------------------------------------------------------
+    def records(self, repair: bool = False) -> list[CandidateRecord]:
+        """Every finished candidate, in file order; ``repair`` cuts a torn last line (a kill mid-write)."""
         if not self.candidates_path.exists():
             return []
         raw = self.candidates_path.read_bytes()
         good_end = raw.rfind(b"\n") + 1
-        if good_end < len(raw):
+        if repair and good_end < len(raw):
             with open(self.candidates_path, "r+b") as f:
                 f.truncate(good_end)
-        return [json.loads(line) for line in raw[:good_end].splitlines() if line.strip()]
+        records = []
+        for i, line in enumerate(raw[:good_end].splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append(CandidateRecord.from_json(line.decode()))
+            except (RecordError, UnicodeDecodeError) as err:
+                raise UserError(f"{self.candidates_path}:{i}: damaged candidate record ({err}); "
+                                "restore the file or remove the lines from here on to resume") from None
+        numbers = [r.number for r in records]
+        if len(set(numbers)) != len(numbers):
+            twice = next(n for n in numbers if numbers.count(n) > 1)
+            raise UserError(f"{self.candidates_path}: candidate {twice} is recorded twice (two searches wrote this run?)")
+        return records
 
-    def append(self, record: dict[str, Any]) -> None:
+    def append(self, record: CandidateRecord) -> None:
         """Durably add one candidate line."""
         with open(self.candidates_path, "a") as f:
-            f.write(json.dumps(record, sort_keys=False) + "\n")
+            f.write(record.to_json() + "\n")
             f.flush()
             os.fsync(f.fileno())
 
-    def save_best_weights(self, weights: bytes) -> None:
-        self.best_weights_path.parent.mkdir(exist_ok=True)
-        _atomic_write(self.best_weights_path, weights)
+    # -- weights and final/ ---------------------------------------------------------------------
+    def save_weights(self, number: int, weights: bytes) -> None:
+        """Candidate ``number``'s trained weights, durable before its record is."""
+        self.weights_path(number).parent.mkdir(exist_ok=True)
+        _atomic_write(self.weights_path(number), weights)
 
+    def keep_weights_of(self, number: int | None) -> None:
+        """Delete every candidate's weights but ``number``'s (the best)."""
+        folder = self.root / "best"
+        for path in folder.glob("*.pt") if folder.is_dir() else ():
+            if path.name != f"{number}.pt":
+                path.unlink(missing_ok=True)
+
+    def replace_final(self, staged: Path) -> Path:
+        """Swap ``staged`` in as ``final/`` by renames (a kill leaves the old or the new one, never a mix)."""
+        old = self.root / "final.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if self.final_dir.exists():
+            os.replace(self.final_dir, old)
+        os.replace(staged, self.final_dir)
+        shutil.rmtree(old, ignore_errors=True)
+        return self.final_dir
+
+    def staging_dir(self) -> Path:
+        staged = self.root / "final.partial"
+        shutil.rmtree(staged, ignore_errors=True)
+        staged.mkdir()
+        return staged
+
+    # -- references -----------------------------------------------------------------------------
     def reference_cache(self) -> dict[str, Any]:
-        return json.loads(self.references_path.read_text()) if self.references_path.exists() else {}
+        return _read_json(self.references_path) if self.references_path.exists() else {}
 
     def save_reference_cache(self, cache: dict[str, Any]) -> None:
         _atomic_write(self.references_path, json.dumps(cache, indent=1).encode())
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: damaged ({err}); remove it to measure again") from None
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

@@ -1,19 +1,74 @@
 """Search spaces as data: loading a space YAML, sampling genomes, genome → graph."""
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from ..errors import UserError
 from ..ir import serialize
 from ..ir.graph import ArchGraph, GraphError
+from ..ir.ops import OPS
+from .dcac import DOWNSAMPLERS, MICRO
 from .families import FAMILIES
 from .genes import Choice, Chooser, Gene, Genome, RandomChooser, Repeat, ReplayChooser, gene_names, space_size, walk
 
 _KEYS = {"name", "family", "description", "deployment", "proxy", "genes", "seed", "seed_genome"}
+
+
+@dataclass(frozen=True)
+class OptionRule:
+    """What every option of one gene must be: ``test`` passes it, ``expected`` says it in errors."""
+
+    expected: str
+    test: Callable[[Any], bool]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+POSITIVE_INT = OptionRule("a positive integer", lambda v: _is_int(v) and v >= 1)
+NON_NEGATIVE_INT = OptionRule("an integer >= 0", lambda v: _is_int(v) and v >= 0)
+POSITIVE_NUMBER = OptionRule("a finite number > 0", lambda v: _is_number(v) and v > 0)
+BOOLEAN = OptionRule("true or false", lambda v: isinstance(v, bool))
+
+
+def one_of(choices: Iterable[Any]) -> OptionRule:
+    """One of ``choices``, of the same type (``true`` is not ``1``)."""
+    allowed = tuple(choices)
+    return OptionRule(f"one of {list(allowed)}", lambda v: any(type(v) is type(c) and v == c for c in allowed))
+
+
+def _dcac_options() -> dict[str, OptionRule]:
+    """The ``dcac`` family's options: what its builder and the ops it emits accept."""
+    dcac = OPS["dcac"].attrs
+    least = dcac["f_ratio"].minimum
+    branch = {
+        "condense": POSITIVE_INT, "pool": one_of(dcac["f_pool"].choices), "groups": NON_NEGATIVE_INT,
+        "ratio": OptionRule(f"a number in [{least}, 1]", lambda v: _is_number(v) and least <= v <= 1),
+        "kernel": one_of(dcac["f_kernel"].choices),
+    }
+    return {
+        "activation": one_of(dcac["act"].choices), "stem.width": POSITIVE_INT, "stem.downsample": one_of(("blur_conv", "strided_conv")),
+        "col.depth": POSITIVE_INT, "col.width": POSITIVE_INT, "col.unit": one_of(("dwsep", "conv")),
+        "columns.reduce": BOOLEAN, "columns.downsample": one_of(DOWNSAMPLERS), "merge.op": one_of(("concat", "add")),
+        "merge.width": POSITIVE_INT, "stage.depth": POSITIVE_INT, "stage.growth": POSITIVE_NUMBER,
+        "stage.downsample": one_of(DOWNSAMPLERS), "stage.shortcut": one_of(("none", "avgpool_pw", "strided_pw")),
+        "head.width": POSITIVE_INT,
+        **{f"{part}.{m}": branch[m[2:]] for part in ("col", "stage") for m in MICRO},
+    }
+
+
+FAMILY_OPTIONS: dict[str, dict[str, OptionRule]] = {"dcac": _dcac_options()}
+"""Per family, the rule each gene's options must follow (by family gene name, ``col.width``); checked at load."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +182,7 @@ def parse_space(data: Any, path: Path) -> SearchSpace:
         raise UserError(f"{path}: key 'family': unknown family {family!r} (expected one of: {', '.join(sorted(FAMILIES))})")
     genes = _parse_genes(data["genes"], path)
     _check_family_genes(genes, FAMILIES[family].genes, path)
+    _check_options(genes, FAMILY_OPTIONS.get(family, {}), path)
     space = SearchSpace(
         name=_typed(data, "name", str, path),
         family=family,
@@ -197,6 +253,20 @@ def _check_family_genes(genes: tuple[Gene, ...], wanted: frozenset[str], path: P
         raise UserError(f"{path}: key 'genes': missing gene '{missing[0]}' that the family reads")
     if extra:
         raise UserError(f"{path}: key 'genes': unknown gene '{extra[0]}' (the family reads: {', '.join(sorted(wanted))})")
+
+
+def _check_options(genes: tuple[Gene, ...], rules: dict[str, OptionRule], path: Path) -> None:
+    """Every option against its gene's rule: an option no architecture can use fails here, not in every proposal."""
+    for gene in genes:
+        if isinstance(gene, Choice):
+            choices = [(gene.name, f"genes.{gene.name}", gene.options)]
+        else:
+            choices = [(f"{gene.prefix}.{m.name}", f"genes.{gene.prefix}.genes.{m.name}", m.options) for m in gene.body]
+        for name, key, options in choices:
+            rule = rules.get(name)
+            bad = [o for o in options if rule is not None and not rule.test(o)]
+            if rule is not None and bad:
+                raise UserError(f"{path}: key '{key}': option {bad[0]!r} is not allowed (expected {rule.expected})")
 
 
 def _typed(data: dict[str, Any], key: str, kind: type, path: Path) -> Any:

@@ -1,0 +1,113 @@
+"""Evaluation stages: the configured sequence a candidate passes through once it is structurally feasible.
+
+Like Archai's evaluators, the fidelity is a property of the stage, not of the
+loop: the loop hands each stage's task to the executor, merges the stage's
+measurements, checks every measured constraint whose ``requires`` now exist,
+and goes on to the next stage, or stops the candidate with a reason (a failed
+task, a violated constraint, or the stage's own ``stopped`` reason). Adding
+screens or more training fidelities is a new stage here, not an edit of the loop.
+
+The built-ins are ``probe`` (params, MACs, latency) and ``train`` (proxy
+top-1). A run's stages are ``config.stages``; users register more with
+:func:`register_stage`.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+from ..ir.graph import ArchGraph
+from ..ir.serialize import to_dict
+from ..registry import Registry
+from .inquisitor import ProbeTask, TaskResult, TrainTask
+from .metrics import metric
+
+if TYPE_CHECKING:
+    from ..data import ProxyDataset
+    from ..space.space import SearchSpace
+    from .config import SearchConfig
+
+
+class Task(Protocol):
+    """A picklable unit of work for an executor: ``task(data) -> TaskResult``, never raising."""
+
+    needs_data: bool
+
+    def __call__(self, data: ProxyDataset | None = None) -> TaskResult: ...
+
+
+class EvaluationStage(ABC):
+    """One step of evaluation: ``name`` (recorded), the metrics it ``measures``, and the task it runs on a graph."""
+
+    name: str
+    measures: tuple[str, ...]
+
+    @abstractmethod
+    def task(self, graph: ArchGraph) -> Task:
+        """The executor's work for ``graph``."""
+
+    def check_metrics(self) -> None:
+        """Every metric this stage measures must be declared in the metrics table."""
+        for name in self.measures:
+            metric(name)
+
+
+class ProbeStage(EvaluationStage):
+    """Costs at the deployment shape: params, MACs and (when ``latency.runs`` > 0) batch-1 latency."""
+
+    name = "probe"
+
+    def __init__(self, config: SearchConfig, threads: int):
+        self.latency, self.threads = config.latency, threads
+        self.measures = ("params", "macs", "latency_ms") if config.latency.runs else ("params", "macs")
+
+    def task(self, graph: ArchGraph) -> Task:
+        return ProbeTask(to_dict(graph), self.latency, self.threads)
+
+
+class TrainStage(EvaluationStage):
+    """Proxy training on the run's dataset at the space's proxy adaptation; validation top-1."""
+
+    name = "train"
+    measures = ("accuracy", "train_loss")
+
+    def __init__(self, config: SearchConfig, space: SearchSpace, threads: int):
+        self.proxy, self.training, self.seed, self.threads = space.proxy, config.training, config.seed, threads
+
+    def task(self, graph: ArchGraph) -> Task:
+        return TrainTask(to_dict(graph), self.proxy, self.training, self.seed, self.threads)
+
+
+StageFactory = Callable[..., EvaluationStage]
+"""``factory(config, space, threads) -> EvaluationStage``."""
+
+STAGES: Registry[StageFactory] = Registry("evaluation stage", entry_point_group="gensynth.stages")
+STAGES.register("probe", lambda config, space, threads: ProbeStage(config, threads), origin="built-in")
+STAGES.register("train", lambda config, space, threads: TrainStage(config, space, threads), origin="built-in")
+
+
+def register_stage(name: str, factory: StageFactory, override: bool = False) -> StageFactory:
+    """Add an evaluation stage that configs can name in ``stages``."""
+    return STAGES.register(name, factory, override)
+
+
+def list_stages(pattern: str = "*") -> list[str]:
+    return STAGES.names(pattern)
+
+
+def make_stages(config: SearchConfig, space: SearchSpace, threads: int) -> list[EvaluationStage]:
+    """The run's stages, in order, each checked against the metrics table."""
+    stages = [STAGES.get(name)(config, space, threads) for name in config.stages]
+    for stage in stages:
+        stage.check_metrics()
+    return stages
+
+
+def measured_by(stages: list[EvaluationStage]) -> dict[str, str]:
+    """Every metric the stages measure, with the stage that measures it (plus the objective's ``score``)."""
+    found: dict[str, Any] = {}
+    for stage in stages:
+        for name in stage.measures:
+            found.setdefault(name, stage.name)
+    found["score"] = "objective"
+    return found
