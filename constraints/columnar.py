@@ -5,6 +5,7 @@ import networkx as nx
 from networkx.algorithms.connectivity import local_node_connectivity
 
 from gensynth.constraint import Candidate, Constraint, Verdict
+from gensynth.errors import UserError
 
 
 class Columnar(Constraint):
@@ -14,6 +15,9 @@ class Columnar(Constraint):
     stage = "structural"
 
     def __init__(self, min_columns: int = 4, early_stride: int = 4):
+        for key, value in (("min_columns", min_columns), ("early_stride", early_stride)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UserError(f"constraint 'columnar': option '{key}' must be an integer >= 1, got {value!r}")
         self.min_columns, self.early_stride = min_columns, early_stride
 
     def check(self, candidate: Candidate) -> Verdict:

@@ -273,7 +273,7 @@ BAD_SPACE_VALUES = {
     "zero deployment resolution": (lambda d: d["deployment"].__setitem__("resolution", 0), "deployment.resolution"),
     "zero proxy resolution": (lambda d: d["proxy"].__setitem__("resolution", 0), "proxy.resolution"),
     "option the family cannot build": (_set_gene("activation", ["swish"]), "swish"),
-    "zero merge width": (_set_gene("merge.width", [0]), "out_channels"),
+    "zero merge width": (_set_gene("merge.width", [0]), "key 'genes.merge.width': option 0"),
 }
 
 

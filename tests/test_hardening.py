@@ -226,3 +226,123 @@ def test_an_objective_needing_an_unmeasured_metric_is_refused_at_start(tiny, tmp
     line = one_error_line(capsys)
     assert "objective 'pareto' needs 'latency_ms'" in line and "latency.runs is 0" in line
     assert not out.exists()
+
+
+# -- the probe process, Ray, SIGTERM -------------------------------------------------------------------------
+
+PROBE_GRAPH = "from gensynth.space import load_space; from gensynth.ir import to_dict; g = to_dict(load_space('dcac').seed_graph().retarget(resolution=64))"
+
+
+def test_the_probe_process_never_imports_from_the_working_directory(tmp_path, monkeypatch):
+    from gensynth.ir import to_dict
+    from gensynth.search.config import LatencyConfig
+    from gensynth.search.inquisitor import ProbeTask
+    from gensynth.search.probe_process import ProbeProcess
+    from gensynth.space import load_space
+
+    marker = tmp_path / "imported"
+    for name in ("gensynth", "torch"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('{name}')\nraise ImportError('shadowed')\n")
+    monkeypatch.chdir(tmp_path)
+    probes = ProbeProcess()
+    try:
+        probes.submit(ProbeTask(to_dict(load_space("dcac").seed_graph().retarget(resolution=32)), LatencyConfig(runs=0), 1))
+        result = probes.result()
+    finally:
+        probes.stop()
+    assert result.ok, result.reason
+    assert not marker.exists()
+
+
+def test_the_probe_process_exits_quietly_when_its_driver_dies(tmp_path):
+    driver = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from gensynth.search.config import LatencyConfig\n"
+        "from gensynth.search.inquisitor import ProbeTask\n"
+        "from gensynth.search.probe_process import ProbeProcess\n"
+        f"{PROBE_GRAPH}\n"
+        "p = ProbeProcess(); p.submit(ProbeTask(g, LatencyConfig(runs=100000, warmup=0), 1))\n"
+        "print(p.pid, flush=True); time.sleep(60)\n")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = int(driver.stdout.readline())
+    time.sleep(3.0)  # the child is now timing
+    driver.kill()
+    driver.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _alive(child):
+        time.sleep(0.1)
+    assert not _alive(child), "the probe process outlived its driver"
+    assert "Traceback" not in driver.stderr.read()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")  # a zombie has exited
+
+
+def test_an_unreachable_ray_address_fails_in_bounded_time(tiny, tmp_path, capsys):
+    pytest.importorskip("ray")
+    started = time.monotonic()
+    assert cli(tiny, tmp_path / "run", "--executor", "ray", "--ray-address", "127.0.0.1:9") == 2
+    assert time.monotonic() - started < 15
+    assert "no Ray cluster answers there" in one_error_line(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_sigterm_is_handled_like_ctrl_c_and_the_run_resumes(tiny, tmp_path):
+    out = tmp_path / "run"
+    protocol = write_protocol(tmp_path)
+    argv = [str(Path(sys.executable).with_name("gensynth")), "search", "--space", str(tiny), "--config", str(protocol),
+            "--budget", "40", "--out", str(out), "--no-progress"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(r.inquired for r in _records(out)):
+        time.sleep(0.2)
+    run.terminate()
+    _, err = run.communicate(timeout=30)
+    assert run.returncode == 130 and "gensynth: interrupted" in err and "Traceback" not in err, err
+    done = sum(r.inquired for r in _records(out))
+    assert done >= 1
+    argv[argv.index("--budget") + 1] = str(done)  # the interrupted run resumes: its finished work counts
+    again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert f"{done} evaluated" in again.stdout and sum(r.inquired for r in _records(out)) == done
+
+
+def _records(out: Path) -> list:
+    return RunStore(out).records() if (out / "candidates.jsonl").exists() else []
+
+
+# -- objectives and executors through entry points ----------------------------------------------------------
+
+
+def test_installed_objectives_and_executors_come_through_their_entry_point_groups(monkeypatch):
+    import types
+    from importlib.metadata import EntryPoint
+
+    import gensynth.registry
+    from gensynth.search.config import ObjectiveConfig
+    from gensynth.search.executors import EXECUTORS, LocalExecutor, make_executor
+    from gensynth.search.objective import OBJECTIVES, Objective, make_objective
+
+    plugin = types.ModuleType("fake_gensynth_plugin")
+    plugin.objective = lambda config: Objective("fewest_params", ("params",), ("minimize",), lambda m: -m["params"], ("params",))
+    plugin.executor = lambda config: LocalExecutor()
+    monkeypatch.setitem(sys.modules, "fake_gensynth_plugin", plugin)
+    groups = {"gensynth.objectives": [EntryPoint("fewest_params", "fake_gensynth_plugin:objective", "gensynth.objectives")],
+              "gensynth.executors": [EntryPoint("mine", "fake_gensynth_plugin:executor", "gensynth.executors")]}
+    monkeypatch.setattr(gensynth.registry, "entry_points", lambda group: groups.get(group, []))
+    for registry in (OBJECTIVES, EXECUTORS):
+        monkeypatch.setattr(registry, "_entry_points_loaded", False)
+        monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+        monkeypatch.setattr(registry, "_origins", dict(registry._origins))
+    assert make_objective(ObjectiveConfig(name="fewest_params")).requires == ("params",)
+    assert isinstance(make_executor(SearchConfig(executor="mine")), LocalExecutor)
+    assert "entry point fake_gensynth_plugin:executor" in EXECUTORS.origin("mine")
+    with pytest.raises(UserError, match=r"unknown objective 'nope' \(expected one of: fewest_params, netscore, pareto, weighted\)"):
+        make_objective(ObjectiveConfig(name="nope"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -239,3 +240,33 @@ def test_a_crash_at_any_step_then_resume(tiny_space, tmp_path, monkeypatch, owne
         optuna.storages.journal.JournalFileBackend(str(root / "study.log"))))
     numbers = [t.number for t in study.get_trials(deepcopy=False)]
     assert numbers == list(range(len(numbers))) and len(numbers) >= len(records)
+
+
+PLACEHOLDERS = {-1e9, 1e18}
+"""What the in-memory sampling study hears for rejections (``Objective.placeholder``); never stored."""
+
+
+def test_the_optuna_storage_tells_the_truth(tiny_space, tmp_path):
+    """Opened with plain Optuna: true states, named objectives, measurements as user attributes, no placeholder."""
+    root = tmp_path / "run"
+    make_search(tiny_space, root, budget=5, stages=[FakeStage(fail_below=0.2)], emit=False).run()
+    records = {r.number: r for r in RunStore(root).records()}
+    study = optuna.load_study(study_name="loop-test", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(root / "study.log"))))
+    assert study.metric_names == ["netscore"]
+    states = {Status.EVALUATED: "COMPLETE", Status.REJECTED: "PRUNED", Status.DUPLICATE: "PRUNED", Status.FAILED: "FAIL"}
+    trials = study.get_trials(deepcopy=False)
+    assert {r.status for r in records.values()} >= {Status.EVALUATED, Status.REJECTED, Status.FAILED}
+    for trial in trials:
+        record = records[trial.number]
+        assert trial.state.name == states[record.status]
+        assert trial.user_attrs["hash"] == record.hash and trial.user_attrs["status"] == record.status.value
+        assert trial.params == record.genome
+        if record.status is Status.EVALUATED:
+            assert trial.values == record.values and trial.user_attrs["accuracy"] == record.measurements["accuracy"]
+        else:
+            assert trial.values is None
+        stored = [*(trial.values or []), *(v for v in trial.user_attrs.values() if isinstance(v, float))]
+        assert not set(stored) & PLACEHOLDERS and all(math.isfinite(v) for v in stored), "a placeholder value reached the storage"
+        if record.status is Status.REJECTED:
+            assert any(v > 0 for v in trial.system_attrs["constraints"]), "a rejection must show as infeasible"

@@ -46,8 +46,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.run(args) or 0
-    except UserError as err:
-        print(f"gensynth: error: {err}", file=sys.stderr)
+    except UserError as err:  # one line, even when a user's name or value holds a line break
+        print(f"gensynth: error: {err}".replace("\r", "\\r").replace("\n", "\\n"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gensynth: interrupted", file=sys.stderr)

@@ -9,8 +9,8 @@ from rich.table import Table
 
 from ..errors import UserError
 from ..ir import save
-from ..space import builtin_spaces, load_space
 from ..search.config import MAX_SEED
+from ..space import builtin_spaces, load_space
 from ..space.genes import gene_names
 from .inspect_cmd import integer
 

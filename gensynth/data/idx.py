@@ -42,6 +42,7 @@ def read_idx(path: Path) -> np.ndarray:
 
 
 def _decode_idx(f: BinaryIO, path: Path) -> np.ndarray:
+    """The array in the (decompressed) IDX stream ``f``, reading at most one byte past what its header declares."""
     magic = f.read(4)
     if len(magic) < 4 or magic[:2] != b"\0\0" or magic[2] not in DTYPES or magic[3] == 0:
         raise UserError(f"dataset file '{path}': not an IDX file (bad magic number {magic.hex() or 'none'})")

@@ -98,6 +98,7 @@ def _read(path: Path, side: int, mode: str) -> np.ndarray:
 
 
 def _one_line(err: Exception) -> str:
+    """``err``'s message on one line (some of Pillow's span several)."""
     return " ".join(str(err).split())
 
 

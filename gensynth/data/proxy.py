@@ -96,6 +96,10 @@ class ProxyDataset:
             return self.val_x, self.val_y
         raise ValueError(f"split must be 'train' or 'val', got {split!r}")
 
+    def check_channels(self, channels: int) -> None:
+        """Raise a one-line :class:`UserError` unless batches can be served with ``channels`` channels."""
+        self._normaliser(channels)
+
     def _normaliser(self, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(scale, shift)`` of shape 1×channels×1×1 mapping raw 0–255 values to standardised ones."""
         if channels not in self._stats:

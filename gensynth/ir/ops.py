@@ -53,7 +53,11 @@ class Attr:
     default: Any = REQUIRED
     choices: tuple[Any, ...] | None = None
     minimum: int | float | None = None
+    maximum: int | float | None = None
 
+
+MAX_GROUPS = 4096
+"""Groups (and the embedding width they round up to) beyond this are a mistake, not a design."""
 
 ModuleFactory = Callable[[dict[str, Any], list[Shape], Shape], "nn.Module"]
 """``(attrs, input shapes, output shape) -> torch module`` computing the op."""
@@ -217,7 +221,7 @@ _CONV_ATTRS = {
     "out_channels": Attr(int, minimum=1),
     "kernel": Attr(int, 3, minimum=1),
     "stride": Attr(int, 1, minimum=1),
-    "groups": Attr(int, 1, minimum=0),
+    "groups": Attr(int, 1, minimum=0, maximum=MAX_GROUPS),
     "act": Attr(str, "relu", ACTIVATIONS),
     "bn": Attr(bool, True),
     "in_channels": Attr(int, None, minimum=1),
@@ -228,7 +232,7 @@ _BRANCH_ATTRS = {
     "pool": Attr(str, "max", POOLS),
     "ratio": Attr(float, 0.25, minimum=0.01),
     "kernel": Attr(int, 3, (1, 3, 5, 7)),
-    "groups": Attr(int, 1, minimum=0),
+    "groups": Attr(int, 1, minimum=0, maximum=MAX_GROUPS),
 }
 
 CONV_OPS = ("stem", "conv", "dwconv", "pwconv", "gconv")
@@ -244,7 +248,7 @@ for _spec in (
     _conv_spec("conv", "A dense k×k convolution (+BN, activation)."),
     _conv_spec("dwconv", "A depthwise k×k convolution: one group per channel.", groups=Attr(int, 0, (0,))),
     _conv_spec("pwconv", "A point-wise (1×1) convolution.", kernel=Attr(int, 1, (1,))),
-    _conv_spec("gconv", "A grouped k×k convolution.", groups=Attr(int, 2, minimum=2)),
+    _conv_spec("gconv", "A grouped k×k convolution.", groups=Attr(int, 2, minimum=2, maximum=MAX_GROUPS)),
     OpSpec(
         "attention_condenser",
         "Visual attention condenser (AttendNets): V * sigmoid(X(E(C(V)))) * S.",
@@ -296,7 +300,7 @@ for _spec in (
     OpSpec(
         "classifier",
         "Dropout, then a linear layer to the number of classes.",
-        {"dropout": Attr(float, 0.0, minimum=0.0), "in_channels": Attr(int, None, minimum=1)},
+        {"dropout": Attr(float, 0.0, minimum=0.0, maximum=0.99), "in_channels": Attr(int, None, minimum=1)},
         _classifier_infer,
     ),
 ):
@@ -335,4 +339,6 @@ def _check_value(op: str, key: str, attr: Attr, value: Any) -> Any:
         raise OpError(f"attribute '{key}' of op '{op}' must be one of {list(attr.choices)}, got {value!r}")
     if attr.minimum is not None and value < attr.minimum:
         raise OpError(f"attribute '{key}' of op '{op}' must be >= {attr.minimum}, got {value!r}")
+    if attr.maximum is not None and value > attr.maximum:
+        raise OpError(f"attribute '{key}' of op '{op}' must be <= {attr.maximum}, got {value!r}")
     return value

@@ -131,6 +131,8 @@ MAX_DATA_BYTES = 2**20
 """The largest YAML or JSON file read (a 10,000-node graph is about 1 MB; parsing 1 MB takes seconds)."""
 MAX_DEPTH = 32
 """The deepest nesting of mappings and lists (the formats need 6 levels)."""
+MAX_NODES = 200_000
+"""The most values (scalars, lists, mappings) one YAML file may hold: a 1 MB graph file has about 150,000."""
 MAX_ALIASES = 100
 """The most YAML aliases (``*name``) one file may use."""
 MAX_ALIAS_NODES = 10_000
@@ -157,13 +159,13 @@ class Refused(yaml.MarkedYAMLError):
 
 
 class StrictLoader(_Base):  # type: ignore[misc, valid-type]
-    """``yaml.SafeLoader`` that refuses duplicate keys, nesting beyond :data:`MAX_DEPTH`, recursive aliases and alias bombs."""
+    """``yaml.SafeLoader`` that refuses duplicate keys, deep nesting, too many values, recursive aliases and alias bombs."""
 
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._sizes: dict[int, int] = {}  # id(node) -> its node count with aliases expanded
         self._open: list[int] = [0]  # node counts of the children composed so far, one per node being composed
-        self._aliases = self._alias_nodes = 0
+        self._nodes = self._aliases = self._alias_nodes = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
         event = self.peek_event()
@@ -174,6 +176,9 @@ class StrictLoader(_Base):  # type: ignore[misc, valid-type]
             return super().compose_node(parent, index)
         if len(self._open) > MAX_DEPTH:
             raise Refused(None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark)
+        self._nodes += 1
+        if self._nodes > MAX_NODES:
+            raise Refused(None, None, f"more than {MAX_NODES:,} values", event.start_mark)
         self._open.append(0)
         node = super().compose_node(parent, index)
         size = 1 + self._open.pop()

@@ -50,8 +50,10 @@ def run_search(config: SearchConfig, constraints: Sequence[ConstraintRef] = (), 
     store = RunStore(config.run_dir)
     signature = [constraint_signature(c) for c in engine.constraints]
     store.check_resumable(config, signature)
+    store.records()  # a damaged candidates.jsonl is refused now, naming its line, before anything is written
     storage = open_storage(config.storage) if config.storage else None
     data = load_dataset(config.data, train_limit=config.training.train_images, val_limit=config.training.val_images, seed=config.seed)
+    data.check_channels(space.deployment.channels)  # the space's input must be servable before any candidate is spent
     created = store.create()
     lock = RunLock(store.root)
     lock.acquire()

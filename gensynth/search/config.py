@@ -229,6 +229,10 @@ def _check_values(config: SearchConfig) -> None:
     for key in ("space", "data"):
         if not getattr(config, key).strip():
             raise ConfigError(key, "must not be empty")
+    if config.name and (config.name in (".", "..") or "/" in config.name or "\\" in config.name or not config.name.isprintable()):
+        raise ConfigError("name", f"must be a plain name (it names runs/<name> and the Optuna study; use --out for a path), got {config.name!r}")
+    if not config.stages:
+        raise ConfigError("stages", "must name at least one evaluation stage")
     names = {"sampler": config.sampler, "executor": config.executor, "objective.name": o.name}
     names.update((f"stages[{i}]", stage) for i, stage in enumerate(config.stages))
     registries = _registries()
@@ -251,6 +255,7 @@ def _registries() -> dict[str, Registry[Any]]:
 
 
 def _get(config: SearchConfig, dotted: str) -> Any:
+    """The setting at the dotted key (``training.lr``)."""
     return functools.reduce(getattr, dotted.split("."), config)
 
 

@@ -103,13 +103,14 @@ class RayExecutor(Executor):
             raise UserError("--executor ray needs Ray: pip install 'gensynth[ray]'") from None
         self.ray = ray
         self.address, self.capacity, self.threads, self.max_retries = address, workers, threads, max_retries
+        if address and not ray.is_initialized():
+            _check_reachable(address)  # at construction: a bad address is refused before the run directory exists
 
     def start(self, data: ProxyDataset | None) -> None:
         ray = self.ray
         self._started = not ray.is_initialized()
         if self._started:
             if self.address:
-                _check_reachable(self.address)
                 try:
                     ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
                 except (ConnectionError, RuntimeError, ValueError) as err:

@@ -29,6 +29,7 @@ Trials carry the time they were written (records keep durations, no clock).
 """
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from importlib.metadata import version
@@ -92,7 +93,14 @@ def _open_journal(url: str, path: str) -> JournalStorage:
         raise UserError(f"storage {url!r}: the journal file has no path")
     path = os.path.abspath(path)
     try:
-        return JournalStorage(JournalFileBackend(path))
+        if os.path.isfile(path):
+            with open(path, "rb") as log:  # Optuna forgives a bad last line until it appends after it: check every line now
+                for number, line in enumerate(log, start=1):  # a last line without its newline is torn (a kill): Optuna skips it
+                    if line.endswith(b"\n") and line.strip() and not isinstance(json.loads(line), dict):
+                        raise ValueError(f"line {number} is not a journal entry")
+        storage = JournalStorage(JournalFileBackend(path))
+        storage.get_all_studies()
+        return storage
     except OSError as err:
         raise UserError(f"storage {url!r}: cannot open the journal file {path} ({err.strerror or err})") from None
     except (ValueError, KeyError) as err:  # a file that is not an Optuna journal

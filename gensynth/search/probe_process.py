@@ -26,6 +26,7 @@ from typing import BinaryIO
 from .inquisitor import ProbeTask, TaskResult
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+_DRIVER_PID = "GENSYNTH_PROBE_DRIVER_PID"
 
 
 class ProbeProcess:
@@ -86,6 +87,7 @@ class ProbeProcess:
 
     def _start(self) -> None:
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (_PACKAGE_ROOT, os.environ.get("PYTHONPATH")) if p))
+        env[_DRIVER_PID] = str(os.getpid())
         # ``-c`` puts the working directory first on sys.path: drop it, so a user's torch.py or gensynth/ there is never imported
         code = f"import sys; del sys.path[0]; from {__name__} import main; main()"
         self._child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
@@ -113,7 +115,20 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
             return
 
 
+def _die_with_parent() -> None:
+    """On Linux, ask the kernel to send SIGTERM when the driver dies, so a long task does not outlive it."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the closed pipe still ends the child after its task
+        pass
+    if str(os.getppid()) != os.environ.get(_DRIVER_PID, str(os.getppid())):
+        sys.exit(0)  # the driver died while this child was still starting
+
+
 def main() -> None:
+    _die_with_parent()
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints go to stderr, not into the replies
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

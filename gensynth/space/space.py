@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 from ..errors import UserError
 from ..ir import serialize
 from ..ir.graph import ArchGraph, GraphError
-from ..ir.ops import OPS
+from ..ir.ops import MAX_GROUPS, OPS
 from .dcac import DOWNSAMPLERS, MICRO
 from .families import FAMILIES
 from .genes import Choice, Chooser, Gene, Genome, RandomChooser, Repeat, ReplayChooser, gene_names, space_size, walk
@@ -35,8 +35,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-POSITIVE_INT = OptionRule("a positive integer", lambda v: _is_int(v) and v >= 1)
-NON_NEGATIVE_INT = OptionRule("an integer >= 0", lambda v: _is_int(v) and v >= 0)
+def int_in(low: int, high: int) -> OptionRule:
+    """An integer in [low, high] (bounds keep a typo like 1000000 from building a network no machine holds)."""
+    return OptionRule(f"an integer in [{low}, {high}]", lambda v: _is_int(v) and low <= v <= high)
+
+
+POSITIVE_INT = int_in(1, 1 << 16)
+DEPTH = int_in(1, 64)
+GROUPS = int_in(0, MAX_GROUPS)
 POSITIVE_NUMBER = OptionRule("a finite number > 0", lambda v: _is_number(v) and v > 0)
 BOOLEAN = OptionRule("true or false", lambda v: isinstance(v, bool))
 
@@ -52,15 +58,15 @@ def _dcac_options() -> dict[str, OptionRule]:
     dcac = OPS["dcac"].attrs
     least = dcac["f_ratio"].minimum
     branch = {
-        "condense": POSITIVE_INT, "pool": one_of(dcac["f_pool"].choices), "groups": NON_NEGATIVE_INT,
+        "condense": POSITIVE_INT, "pool": one_of(dcac["f_pool"].choices), "groups": GROUPS,
         "ratio": OptionRule(f"a number in [{least}, 1]", lambda v: _is_number(v) and least <= v <= 1),
         "kernel": one_of(dcac["f_kernel"].choices),
     }
     return {
         "activation": one_of(dcac["act"].choices), "stem.width": POSITIVE_INT, "stem.downsample": one_of(("blur_conv", "strided_conv")),
-        "col.depth": POSITIVE_INT, "col.width": POSITIVE_INT, "col.unit": one_of(("dwsep", "conv")),
+        "col.depth": DEPTH, "col.width": POSITIVE_INT, "col.unit": one_of(("dwsep", "conv")),
         "columns.reduce": BOOLEAN, "columns.downsample": one_of(DOWNSAMPLERS), "merge.op": one_of(("concat", "add")),
-        "merge.width": POSITIVE_INT, "stage.depth": POSITIVE_INT, "stage.growth": POSITIVE_NUMBER,
+        "merge.width": POSITIVE_INT, "stage.depth": DEPTH, "stage.growth": POSITIVE_NUMBER,
         "stage.downsample": one_of(DOWNSAMPLERS), "stage.shortcut": one_of(("none", "avgpool_pw", "strided_pw")),
         "head.width": POSITIVE_INT,
         **{f"{part}.{m}": branch[m[2:]] for part in ("col", "stage") for m in MICRO},
@@ -264,8 +270,8 @@ def _check_options(genes: tuple[Gene, ...], rules: dict[str, OptionRule], path: 
             choices = [(f"{gene.prefix}.{m.name}", f"genes.{gene.prefix}.genes.{m.name}", m.options) for m in gene.body]
         for name, key, options in choices:
             rule = rules.get(name)
-            bad = [o for o in options if rule is not None and not rule.test(o)]
-            if rule is not None and bad:
+            bad = [o for o in options if not rule.test(o)] if rule else []
+            if rule and bad:
                 raise UserError(f"{path}: key '{key}': option {bad[0]!r} is not allowed (expected {rule.expected})")
 
 
