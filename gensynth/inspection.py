@@ -1,4 +1,8 @@
-"""A layer-by-layer account of an architecture: shapes, params, MACs, memory, latency."""
+"""A layer-by-layer account of an architecture: shapes, params, MACs, memory, latency.
+
+Params, MACs and memory are the built (training) form's; latency, like the
+search's, is timed on its inference form (:func:`gensynth.nn.inference_form`).
+"""
 from __future__ import annotations
 
 import tempfile
@@ -9,6 +13,7 @@ from .cost import LatencyReport, count_macs, count_params, export_onnx, measure_
 from .ir.graph import ArchGraph
 from .ir.ops import Shape
 from .nn.builder import build_model, module_name
+from .nn.inference import inference_form
 
 
 @dataclass(frozen=True)
@@ -64,9 +69,10 @@ def inspect_graph(graph: ArchGraph, resolution: int | None = None, latency_runs:
         peak_activation_bytes=peak_activation_bytes(model, shape),
     )
     if latency_runs:
-        report.latency = measure_latency(model, shape, runs=latency_runs)
+        deployed = inference_form(model)
+        report.latency = measure_latency(deployed, shape, runs=latency_runs)
         if onnx:
             with tempfile.TemporaryDirectory() as tmp:
-                path = export_onnx(model, shape, Path(tmp) / "model.onnx")
+                path = export_onnx(deployed, shape, Path(tmp) / "model.onnx")
                 report.onnx_latency = measure_onnx_latency(path, shape, runs=latency_runs)
     return report

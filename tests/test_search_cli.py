@@ -24,6 +24,7 @@ from gensynth.constraint import Candidate
 from gensynth.constraints.antialiased_downsampling import AntialiasedDownsampling
 from gensynth.constraints.columnar import Columnar
 from gensynth.constraints.pointwise_strided import PointwiseStrided
+from gensynth.export import build_with_weights
 from gensynth.ir import load
 from gensynth.nn.builder import build_model
 from gensynth.plugins import installed_constraints
@@ -36,7 +37,8 @@ PLUGINS = ROOT / "tests" / "plugins"
 GENSYNTH = Path(sys.executable).with_name("gensynth")
 if not GENSYNTH.exists():  # not run from the venv's own python
     GENSYNTH = Path(shutil.which("gensynth") or GENSYNTH)
-FINAL = ("attendnext.yaml", "attendnext.graphml", "attendnext.svg", "attendnext.onnx", "weights.pt", "summary.md", "proxy.yaml")
+FINAL = ("attendnext.yaml", "attendnext.graphml", "attendnext.svg", "attendnext.onnx", "attendnext_proxy_trained.onnx", "weights.pt",
+         "summary.md", "proxy.yaml")
 
 
 def records(run: Path) -> list[dict]:
@@ -71,7 +73,7 @@ def test_run_directory_holds_config_candidates_and_study(e2e):
 def test_final_files(e2e, name):
     if name == "attendnext.svg" and shutil.which("dot") is None:
         pytest.skip("graphviz's dot is not installed")
-    if name == "attendnext.onnx":
+    if name.endswith(".onnx"):
         pytest.importorskip("onnx")
     path = e2e / "final" / name
     assert path.is_file() and path.stat().st_size > 0, name
@@ -99,6 +101,28 @@ def test_emitted_onnx_is_a_valid_model(e2e):
     onnx.checker.check_model(model)
     dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
     assert dims[1:] == [3, 224, 224]
+
+
+def test_emitted_onnx_files_say_which_is_trained(e2e):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    final = e2e / "final"
+    untrained, trained = (onnx.load(str(final / name)) for name in ("attendnext.onnx", "attendnext_proxy_trained.onnx"))
+    assert untrained.doc_string.startswith("UNTRAINED") and "UNTRAINED" not in trained.doc_string
+    assert {p.key: p.value for p in trained.metadata_props}["gensynth.weights_file"] == "weights.pt"
+    summary = (final / "summary.md").read_text()
+    assert "UNTRAINED" in next(line for line in summary.splitlines() if line.startswith("- `attendnext.onnx`"))
+    assert "- `attendnext_proxy_trained.onnx`: the proxy-trained network" in summary
+    proxy = load(final / "proxy.yaml")
+    model = build_with_weights(proxy, final / "weights.pt")
+    x = torch.randn(3, proxy.input_channels, proxy.resolution, proxy.resolution)
+    with torch.no_grad():
+        expected = model(x)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(final / "attendnext_proxy_trained.onnx"), options, providers=["CPUExecutionProvider"])
+    (got,) = session.run(["logits"], {"input": x.numpy()})
+    torch.testing.assert_close(torch.from_numpy(got), expected, rtol=1e-4, atol=1e-4)
 
 
 def test_emitted_svg_is_a_diagram(e2e):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -14,6 +15,8 @@ from ..errors import UserError
 from ..inspection import Inspection, inspect_graph
 from ..ir import ArchGraph, GraphError, draw, load
 
+RENDERED = (".svg", ".png", ".pdf")
+"""Formats graphviz's ``dot`` renders; without it, inspect writes the ``.dot`` text instead."""
 MAX_MACS = 10**12
 """The most multiply-accumulates inspect builds and runs (the largest ImageNet networks need ~10**11)."""
 MAX_TENSOR_BYTES = 2**31
@@ -25,7 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "inspect",
         help="layer table, params, MACs, memory and latency of an architecture file",
         description="Build an architecture graph file and report every layer's output shape, parameters and MACs, "
-        "the totals, peak activation memory and batch-1 single-thread latency.",
+        "the totals, peak activation memory and batch-1 single-thread latency (timed on the inference form: "
+        "batch norm folded, re-parameterised).",
     )
     p.add_argument("graph", type=Path, help="architecture graph file (.yaml or .json)")
     p.add_argument("--resolution", type=integer(1), help="input resolution in px (default: the graph's, 224 for dcac)")
@@ -63,10 +67,21 @@ def run(args: argparse.Namespace) -> int:
     if args.draw:
         try:
             args.draw.parent.mkdir(parents=True, exist_ok=True)
-            console.print(f"drew {draw(graph, args.draw)}")
+            console.print(drawing(graph, args.draw), soft_wrap=True, markup=False, highlight=False)
         except OSError as err:
             raise UserError(f"--draw {args.draw}: cannot write ({err.strerror or err})") from None
     return 0
+
+
+def drawing(graph: ArchGraph, path: Path) -> str:
+    """Draw ``graph`` to ``path``; without graphviz's ``dot``, as ``.dot`` text beside it, as ``search`` does.
+
+    Returns the one line to print, naming the file written.
+    """
+    if path.suffix in RENDERED and shutil.which("dot") is None:
+        dot = draw(graph, path.with_suffix(".dot"))
+        return f"drew {dot}: graphviz's `dot` is not installed, so DOT text instead of {path.name} (apt-get install graphviz)"
+    return f"drew {draw(graph, path)}"
 
 
 def check_size(graph: ArchGraph, resolution: int | None, path: Path) -> None:

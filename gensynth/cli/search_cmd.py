@@ -12,7 +12,7 @@ FLAGS = {
     "objective": "objective.name", "data": "data", "executor": "executor", "ray_address": "ray_address",
     "workers": "workers", "threads_per_worker": "threads_per_worker", "storage": "storage",
     "max_proposals": "max_proposals", "train_images": "training.train_images", "val_images": "training.val_images",
-    "epochs": "training.epochs", "latency_runs": "latency.runs",
+    "epochs": "training.epochs", "latency_runs": "latency.runs", "timeout": "timeout", "warm_start": "warm_start",
 }
 
 
@@ -45,7 +45,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads-per-worker", type=int, help="torch threads per Ray task (default: 1)")
     p.add_argument("--storage", help="Optuna storage: a database URL or a journal file (run.log) (default: sqlite:///<run>/study.db)")
     p.add_argument("--max-proposals", type=int, help="stop proposing after this many proposals (default: 200 x budget)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--timeout", type=float, help="stop starting candidates after this many seconds (those in flight finish); "
+                   "run the same command again to resume (default: no limit)")
+    p.add_argument("--warm-start", choices=["seed"], help="evaluate the space's seed architecture first (any sampler)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar, no progress lines")
     p.set_defaults(run=run)
 
 
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"run {result.root}: {result.evaluated} evaluated, {result.feasible} feasible, {result.proposals} proposals")
     if result.capped:
         print(f"stopped at the proposal cap ({config.proposal_cap}) before the budget was spent")
+    if result.timed_out:
+        print(f"stopped at the timeout ({config.timeout:g} s) before the budget was spent: run the same command to resume")
     if result.best is None:
         print("no feasible candidate: nothing emitted (see 'gensynth show')")
         return 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..ir.graph import ArchGraph, GraphError
 from ..ir.ops import OPS
-from ..nn import layers  # noqa: F401  (attaches the built-in ops' MAC rules)
+from ..nn import layers  # (importing it attaches the built-in ops' MAC rules)
 
 
 def graph_macs(graph: ArchGraph, resolution: int | None = None) -> dict[str, int]:
@@ -29,3 +29,15 @@ def graph_macs(graph: ArchGraph, resolution: int | None = None) -> dict[str, int
             raise GraphError(f"node '{node}': op '{op}' has no MAC rule (register it with OpSpec(macs=...), no_macs if it has none)")
         macs[node] = rule(graph.attrs(node), [shapes[s] for s in graph.inputs(node)], shapes[node])
     return macs
+
+
+def attention_product_macs(graph: ArchGraph, resolution: int | None = None) -> int:
+    """The MACs of the attention products (q·kᵀ, weights·v) inside ``transformer`` nodes, part of :func:`graph_macs`.
+
+    Published figures may leave them out (MobileViT's does; docs/references.md), so a
+    comparison with one needs them apart.
+    """
+    shapes = graph.infer_shapes(resolution)
+    return sum(
+        layers.transformer_macs(graph.attrs(node), shapes[graph.inputs(node)[0]])[1] for node in graph.order() if graph.op(node) == "transformer"
+    )

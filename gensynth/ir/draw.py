@@ -9,9 +9,10 @@ import graphviz
 from ..errors import UserError
 from .graph import ArchGraph
 
-_COLOURS = {"dcac": "#f6c8a8", "attention_condenser": "#f6c8a8", "blurpool": "#b8e0c8", "avgpool": "#b8e0c8",
-            "maxpool": "#f3a6a6", "concat": "#d0d0f0", "add": "#d0d0f0", "input": "#eeeeee", "classifier": "#eeeeee"}
-_SHOWN = ("kernel", "stride", "groups", "out_channels", "f_condense", "a_condense", "filter_size")
+_COLOURS = {"dcac": "#f6c8a8", "attention_condenser": "#f6c8a8", "squeeze_excitation": "#f6c8a8", "transformer": "#f6c8a8",
+            "blurpool": "#b8e0c8", "avgpool": "#b8e0c8", "maxpool": "#f3a6a6", "concat": "#d0d0f0", "add": "#d0d0f0",
+            "input": "#eeeeee", "classifier": "#eeeeee"}
+_SHOWN = ("kernel", "stride", "groups", "out_channels", "f_condense", "a_condense", "filter_size", "branches", "patch", "depth", "heads")
 
 
 def to_dot(graph: ArchGraph) -> graphviz.Digraph:

@@ -5,6 +5,7 @@ Nodes carry ``op`` and the op's attributes (defaults filled in); edges carry
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from dataclasses import dataclass
@@ -33,8 +34,8 @@ class NodeInfo:
 class ArchGraph:
     """An architecture: typed operations wired in a DAG, one input, one output."""
 
-    def __init__(self, name: str = "arch", input_channels: int = 3, resolution: int = 224, num_classes: int = 1000):
-        self.g = nx.DiGraph(name=name, input_channels=input_channels, resolution=resolution, num_classes=num_classes)
+    def __init__(self, name: str = "arch", input_channels: int = 3, resolution: int = 224, num_classes: int = 1000, metadata: dict[str, Any] | None = None):
+        self.g = nx.DiGraph(name=name, input_channels=input_channels, resolution=resolution, num_classes=num_classes, metadata=dict(metadata or {}))
 
     # -- building ---------------------------------------------------------------
     def add(self, name: str, op: str, inputs: list[str] | tuple[str, ...] = (), **attrs: Any) -> str:
@@ -74,6 +75,11 @@ class ArchGraph:
     @property
     def num_classes(self) -> int:
         return self.g.graph["num_classes"]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """Free-form facts about the architecture (a reference's published figures); not part of its structural hash."""
+        return self.g.graph["metadata"]
 
     def input_shape(self, resolution: int | None = None) -> Shape:
         res = self.resolution if resolution is None else resolution
@@ -202,6 +208,7 @@ class ArchGraph:
     def copy(self) -> ArchGraph:
         new = ArchGraph.__new__(ArchGraph)
         new.g = self.g.copy()
+        new.g.graph["metadata"] = copy.deepcopy(self.metadata)  # nx copies graph attributes shallowly
         return new
 
     def __repr__(self) -> str:

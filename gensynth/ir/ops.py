@@ -202,6 +202,13 @@ def _add_infer(attrs: dict[str, Any], ins: list[Shape], ctx: GraphContext) -> Sh
     return first
 
 
+def _transformer_infer(attrs: dict[str, Any], ins: list[Shape], ctx: GraphContext) -> Shape:
+    shape = _same_channels_infer(attrs, ins, ctx)
+    if shape[0] % attrs["heads"]:
+        raise OpError(f"heads {attrs['heads']} must divide the {shape[0]} channels")
+    return shape
+
+
 def _global_pool_infer(attrs: dict[str, Any], ins: list[Shape], ctx: GraphContext) -> Shape:
     return (_spatial_input(ins[0])[0], 1, 1)
 
@@ -216,6 +223,7 @@ def _classifier_infer(attrs: dict[str, Any], ins: list[Shape], ctx: GraphContext
 
 ACTIVATIONS = ("none", "relu", "relu6", "hswish", "silu", "gelu")
 POOLS = ("max", "avg")
+GATES = ("sigmoid", "hsigmoid")
 
 _CONV_ATTRS = {
     "out_channels": Attr(int, minimum=1),
@@ -291,6 +299,47 @@ for _spec in (
         {"kernel": Attr(int, 2, minimum=1), "stride": Attr(int, 2, minimum=1), "padding": Attr(int, 0, minimum=0)},
         _pool_infer,
         macs=no_macs,
+    ),
+    OpSpec(
+        "squeeze_excitation",
+        "Squeeze-and-excitation channel gate (MobileNetV3): x * gate(W2 act(W1 avgpool(x))), "
+        "W1 to C / reduction channels rounded to a multiple of divisor.",
+        {
+            "reduction": Attr(float, 4.0, minimum=1.0, maximum=1024.0),
+            "divisor": Attr(int, 8, minimum=1, maximum=MAX_GROUPS),
+            "act": Attr(str, "relu", ACTIVATIONS),
+            "gate": Attr(str, "hsigmoid", GATES),
+            "in_channels": Attr(int, None, minimum=1),
+        },
+        _same_channels_infer,
+        tags=frozenset({"attention"}),
+    ),
+    OpSpec(
+        "mobileone_block",
+        "MobileOne's train-time block (Vasu 2023): `branches` k×k conv-BN branches + a 1×1 conv-BN branch "
+        "(k > 1) + an identity BN (same shape), summed, activation; re-parameterises to one k×k conv.",
+        {
+            **{k: v for k, v in _CONV_ATTRS.items() if k != "bn"},  # every branch has its BN
+            "kernel": Attr(int, 3, (1, 3, 5, 7)),
+            "branches": Attr(int, 1, minimum=1, maximum=16),
+        },
+        _conv_infer,
+        tags=frozenset({"conv"}),
+    ),
+    OpSpec(
+        "transformer",
+        "MobileViT's global representation (Mehta 2022): unfold into patch×patch patches, `depth` pre-norm "
+        "encoder layers (multi-head self-attention across patches, MLP), LayerNorm, fold back.",
+        {
+            "patch": Attr(int, 2, minimum=1, maximum=64),
+            "depth": Attr(int, 1, minimum=1, maximum=64),
+            "heads": Attr(int, 4, minimum=1, maximum=MAX_GROUPS),
+            "mlp_ratio": Attr(float, 2.0, minimum=0.01, maximum=64.0),
+            "act": Attr(str, "silu", ACTIVATIONS),
+            "in_channels": Attr(int, None, minimum=1),
+        },
+        _transformer_infer,
+        tags=frozenset({"attention"}),
     ),
     OpSpec("concat", "Channel concatenation, inputs in port order.", {}, _concat_infer, arity=(2, None), macs=no_macs),
     OpSpec(

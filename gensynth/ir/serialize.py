@@ -1,10 +1,14 @@
 """Reading and writing architecture graphs: YAML, JSON and GraphML.
 
 The file format lists nodes in order, each with its ``op``, its ``inputs``
-(in port order) and the attributes that differ from the op's defaults.
+(in port order) and the attributes that differ from the op's defaults. An
+optional ``metadata`` mapping carries free-form facts (a reference
+architecture's published figures): plain data, kept through a round trip,
+outside the structural hash.
 """
 from __future__ import annotations
 
+import copy
 import json
 import math
 import reprlib
@@ -34,13 +38,15 @@ def to_dict(graph: ArchGraph) -> dict[str, Any]:
             if default is REQUIRED or value != default:
                 entry[key] = value
         nodes.append(entry)
-    return {
+    data = {
         "format": FORMAT,
         "name": graph.name,
         "input": {"channels": graph.input_channels, "resolution": graph.resolution},
         "num_classes": graph.num_classes,
-        "nodes": nodes,
     }
+    if graph.metadata:
+        data["metadata"] = copy.deepcopy(graph.metadata)
+    return {**data, "nodes": nodes}
 
 
 def from_dict(data: Any, validate: bool = True) -> ArchGraph:
@@ -48,7 +54,7 @@ def from_dict(data: Any, validate: bool = True) -> ArchGraph:
     if not isinstance(data, dict):
         got = "an empty file" if data is None else type(data).__name__
         raise GraphError(f"expected a mapping with keys 'name', 'input', 'num_classes', 'nodes', got {got}")
-    unknown = sorted(set(data) - {"format", "name", "input", "num_classes", "nodes"})
+    unknown = sorted(set(data) - {"format", "name", "input", "num_classes", "metadata", "nodes"})
     if unknown:
         raise GraphError(f"unknown key '{unknown[0]}' (expected: format, name, input, num_classes, nodes)")
     nodes = _require(data, "nodes", list, "top level")
@@ -60,6 +66,7 @@ def from_dict(data: Any, validate: bool = True) -> ArchGraph:
         input_channels=_positive(inp.get("channels", 3), "input.channels"),
         resolution=_positive(inp.get("resolution", 224), "input.resolution"),
         num_classes=_positive(data.get("num_classes", 1000), "num_classes"),
+        metadata=_metadata(data.get("metadata", {})),
     )
     wiring: list[tuple[str, list[Any]]] = []
     for i, entry in enumerate(nodes):
@@ -98,6 +105,27 @@ def _require(entry: dict[str, Any], key: str, kind: type, where: str) -> Any:
     if not isinstance(entry[key], kind):
         raise GraphError(f"{where}: key '{key}' must be {kind.__name__}, got {type(entry[key]).__name__} {entry[key]!r}")
     return entry[key]
+
+
+def _metadata(value: Any) -> dict[str, Any]:
+    """The ``metadata`` mapping, checked to be plain data that YAML and JSON both write back."""
+    if not isinstance(value, dict):
+        raise GraphError(f"key 'metadata' must be a mapping, got {type(value).__name__}")
+    todo: list[tuple[str, Any]] = [("metadata", value)]
+    while todo:
+        where, item = todo.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    raise GraphError(f"key '{where}': keys must be strings, got {key!r}")
+                todo.append((f"{where}.{key}", child))
+        elif isinstance(item, list):
+            todo.extend((f"{where}[{i}]", child) for i, child in enumerate(item))
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise GraphError(f"key '{where}' must be a finite number, got {item}")
+        elif not isinstance(item, (str, int, float, bool)) and item is not None:
+            raise GraphError(f"key '{where}' must be a string, number, boolean, list or mapping, got {type(item).__name__}")
+    return value
 
 
 def _positive(value: Any, key: str) -> int:
@@ -299,8 +327,10 @@ def _depth(data: Any) -> int:
 
 
 def write_graphml(graph: ArchGraph, path: str | Path) -> Path:
-    """Export to GraphML (attributes that are unset are left out)."""
-    g = nx.DiGraph(**graph.g.graph)
+    """Export to GraphML (attributes that are unset are left out; metadata as one JSON string)."""
+    g = nx.DiGraph(**{k: v for k, v in graph.g.graph.items() if k != "metadata"})
+    if graph.metadata:
+        g.graph["metadata"] = json.dumps(graph.metadata)
     for node, data in graph.g.nodes(data=True):
         g.add_node(node, **{k: v for k, v in data.items() if v is not None})
     g.add_edges_from(graph.g.edges(data=True))

@@ -23,7 +23,13 @@ from .blocks import (
     Concat,
     ConvBNAct,
     DoubleCondensingAttentionCondenser,
+    MobileOneBlock,
+    PatchTransformer,
+    SqueezeExcitation,
     embed_channels,
+    make_divisible,
+    mlp_width,
+    transformer_grid,
 )
 
 
@@ -73,6 +79,47 @@ def _condenser_macs(a: dict[str, Any], ins: list[Shape], out: Shape) -> int:
     return _branch_macs(c, c, h, w, **_branch(a, ""))
 
 
+def _squeeze(a: dict[str, Any], channels: int) -> int:
+    return make_divisible(channels / a["reduction"], a["divisor"])
+
+
+def _se(a: dict[str, Any], ins: list[Shape], out: Shape) -> nn.Module:
+    return SqueezeExcitation(ins[0][0], _squeeze(a, ins[0][0]), a["act"], a["gate"])
+
+
+def _se_macs(a: dict[str, Any], ins: list[Shape], out: Shape) -> int:
+    """Two 1×1 convolutions on the pooled 1×1 map."""
+    return 2 * ins[0][0] * _squeeze(a, ins[0][0])
+
+
+def _mobileone(a: dict[str, Any], ins: list[Shape], out: Shape) -> nn.Module:
+    return MobileOneBlock(ins[0][0], a["out_channels"], a["kernel"], a["stride"], a["groups"], a["branches"], a["act"])
+
+
+def _mobileone_macs(a: dict[str, Any], ins: list[Shape], out: Shape) -> int:
+    """The train-time form: ``branches`` k×k convolutions, plus the 1×1 scale branch when k > 1."""
+    taps = a["branches"] * a["kernel"] ** 2 + (a["kernel"] > 1)
+    return _conv_macs(a, ins, out) // a["kernel"] ** 2 * taps
+
+
+def _transformer(a: dict[str, Any], ins: list[Shape], out: Shape) -> nn.Module:
+    return PatchTransformer(out[0], out[1:], a["patch"], a["depth"], a["heads"], a["mlp_ratio"], a["act"])
+
+
+def transformer_macs(a: dict[str, Any], shape: Shape) -> tuple[int, int]:
+    """The ``transformer`` op's MACs on a C×H×W input, as (linear layers, attention products).
+
+    Per layer, for T tokens of width C in sequences of N: the linears are QKV (3C²), the output
+    projection (C²) and the MLP (2C·hidden) per token; the products are q·kᵀ and weights·v,
+    N·C per token each. A published figure may leave the products out (docs/references.md).
+    """
+    c, h, w = shape
+    rows, cols = transformer_grid((h, w), a["patch"])
+    n = rows * cols
+    tokens = n * a["patch"] ** 2
+    return a["depth"] * tokens * (4 * c * c + 2 * c * mlp_width(c, a["mlp_ratio"])), a["depth"] * tokens * 2 * n * c
+
+
 def _pool(cls: type[nn.Module]) -> ModuleFactory:
     def make(a: dict[str, Any], ins: list[Shape], out: Shape) -> nn.Module:
         return cls(a["kernel"], a["stride"], a["padding"], ceil_mode=True)
@@ -81,6 +128,9 @@ def _pool(cls: type[nn.Module]) -> ModuleFactory:
 
 for _op in CONV_OPS:
     _attach(_op, _conv, _conv_macs)
+_attach("mobileone_block", _mobileone, _mobileone_macs)
+_attach("squeeze_excitation", _se, _se_macs)
+_attach("transformer", _transformer, lambda a, ins, out: sum(transformer_macs(a, ins[0])))
 _attach("dcac", _dcac, _dcac_macs)
 _attach("attention_condenser", _condenser, _condenser_macs)
 _attach(

@@ -27,7 +27,7 @@ from .lock import RunLock
 from .mirror import StorageMirror, open_storage
 from .objective import Objective
 from .objective import make_objective
-from .run import RunResult, Search
+from .run import LOOKAHEAD, RunResult, Search
 from .samplers import make_sampler
 from .stages import EvaluationStage, make_stages, measured_by
 from .store import RunStore
@@ -50,7 +50,9 @@ def run_search(config: SearchConfig, constraints: Sequence[ConstraintRef] = (), 
     store = RunStore(config.run_dir)
     signature = [constraint_signature(c) for c in engine.constraints]
     store.check_resumable(config, signature)
-    store.records()  # a damaged candidates.jsonl is refused now, naming its line, before anything is written
+    finished = store.records()  # a damaged candidates.jsonl is refused now, naming its line, before anything is written
+    if config.warm_start == "seed" and space.seed_genome is None:
+        raise UserError(f"warm_start: the space '{space.name}' has no seed architecture (seed_genome) to start from")
     storage = open_storage(config.storage) if config.storage else None
     data = load_dataset(config.data, train_limit=config.training.train_images, val_limit=config.training.val_images, seed=config.seed)
     data.check_channels(space.deployment.channels)  # the space's input must be servable before any candidate is spent
@@ -60,11 +62,14 @@ def run_search(config: SearchConfig, constraints: Sequence[ConstraintRef] = (), 
     try:
         store.write_config(config, signature)
         generator = Generator(space, list(objective.directions), sampler, objective.placeholder())
+        if config.warm_start == "seed" and not finished:
+            generator.enqueue(space.seed_genome)
         mirror = StorageMirror(storage or store.default_storage_url, config.name or store.root.resolve().name,
                                list(objective.directions), objective.metric_names, generator.distributions, objective.name)
         search = Search(space=space, generator=generator, executor=executor, store=store, objective=objective, constraints=engine,
                         stages=stages, budget=config.budget, proposal_cap=config.proposal_cap, mirror=mirror, data=data,
-                        emit=lambda s: emit_final(s, config), progress=progress)
+                        emit=lambda s: emit_final(s, config), progress=progress, timeout=config.timeout,
+                        lookahead=getattr(sampler, "lookahead", LOOKAHEAD))
         return search.run()
     except UserError:
         if created and not store.records():

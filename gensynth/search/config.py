@@ -4,9 +4,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Union
 
@@ -17,6 +19,7 @@ from ..ir.serialize import read_data_file
 from ..registry import Registry
 
 DEFAULT_CONSTRAINTS = ["columnar", "pointwise_strided", "antialiased_downsampling"]
+WARM_STARTS = ("", "seed")
 
 
 @dataclass
@@ -79,6 +82,8 @@ class SearchConfig:
     storage: str = ""
     max_proposals: int = 0
     export_onnx: bool = True
+    timeout: float = 0.0
+    warm_start: str = ""
 
     @property
     def run_dir(self) -> Path:
@@ -155,7 +160,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> SearchCon
     data: dict[str, Any] = {}
     where = "command line"
     if path is not None:
-        path = Path(path)
+        path = _config_file(path)
         where = str(path)
         loaded = read_data_file(path)
         if loaded is not None and not isinstance(loaded, dict):
@@ -166,6 +171,24 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> SearchCon
         _set(config, key, value)
     _validate(config, lambda key: "command line" if key in overrides else where)
     return config
+
+
+def shipped_experiments() -> dict[str, Path]:
+    """The experiment configs that ship inside the package (the repository's ``experiments/*.yaml``): name → path."""
+    root = resources.files("gensynth.experiments")
+    files = sorted((Path(str(p)) for p in root.iterdir() if p.name.endswith(".yaml")), key=lambda p: p.name)
+    return {p.stem: p for p in files}
+
+
+def _config_file(path: str | Path) -> Path:
+    """``path``; or, for a bare name that is no file (``demo``), the shipped experiment of that name."""
+    text = str(path)
+    if Path(text).exists() or "/" in text or os.sep in text or text.endswith((".yaml", ".yml", ".json")):
+        return Path(text)
+    shipped = shipped_experiments()
+    if text not in shipped:
+        raise UserError(f"--config {text}: no such file, nor a shipped experiment ({', '.join(shipped)}; see 'gensynth experiments list')")
+    return shipped[text]
 
 
 def _set(config: SearchConfig, dotted: str, value: Any) -> None:
@@ -233,6 +256,10 @@ def _check_values(config: SearchConfig) -> None:
         raise ConfigError("name", f"must be a plain name (it names runs/<name> and the Optuna study; use --out for a path), got {config.name!r}")
     if not config.stages:
         raise ConfigError("stages", "must name at least one evaluation stage")
+    if not math.isfinite(config.timeout) or config.timeout < 0:
+        raise ConfigError("timeout", f"must be a finite number of seconds >= 0 (0: no limit), got {config.timeout}")
+    if config.warm_start not in WARM_STARTS:
+        raise ConfigError("warm_start", f"must be one of {list(WARM_STARTS)} ('seed': evaluate the space's seed architecture first), got {config.warm_start!r}")
     names = {"sampler": config.sampler, "executor": config.executor, "objective.name": o.name}
     names.update((f"stages[{i}]", stage) for i, stage in enumerate(config.stages))
     registries = _registries()

@@ -1,4 +1,8 @@
-"""Emitting the winner: ``final/`` with the graph, GraphML, diagram, ONNX, proxy weights and a summary.
+"""Emitting the winner: ``final/`` with the graph, GraphML, diagram, ONNX files, proxy weights and a summary.
+
+Two ONNX files, labelled inside and in ``summary.md``: the deployment network
+with untrained weights (the search trains only at the proxy shape), and the
+proxy-trained network with its weights.
 
 ``final/`` is written into ``final.partial/`` and swapped in by renames, with
 the weights that the best record's own candidate left in ``best/``: a kill at
@@ -10,7 +14,8 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..cost import export_onnx, peak_activation_bytes
+from ..cost import peak_activation_bytes
+from ..export import graph_to_onnx
 from ..ir import draw, save, write_graphml
 from ..nn.builder import build_model
 from ..ir.graph import ArchGraph
@@ -33,15 +38,17 @@ def emit_final(search: Search, config: SearchConfig) -> Path:
     graph = search.space.to_graph(best.genome, name=STEM)
     save(graph, staged / f"{STEM}.yaml")
     write_graphml(graph, staged / f"{STEM}.graphml")
-    notes = [_diagram(graph, staged), _onnx(graph, staged, config.export_onnx)]
+    notes = [_diagram(graph, staged)]
     num_classes = search.data.num_classes if search.data else graph.num_classes
-    save(proxy_graph(graph, search.space.proxy, num_classes), staged / "proxy.yaml")
+    proxy = proxy_graph(graph, search.space.proxy, num_classes)
+    save(proxy, staged / "proxy.yaml")
     weights = search.store.weights_path(best.number)
     if weights.exists():
         shutil.copyfile(weights, staged / "weights.pt")
     else:
         notes.append(f"no trained weights: candidate {best.number}'s stages produced none")
-    (staged / "summary.md").write_text(_summary(search, config, best, graph, [n for n in notes if n]))
+    notes.append(_onnx(graph, proxy, staged, config.export_onnx))
+    (staged / "summary.md").write_text(_summary(search, config, best, graph, proxy, staged, [n for n in notes if n]))
     return search.store.replace_final(staged)
 
 
@@ -53,18 +60,22 @@ def _diagram(graph: ArchGraph, final: Path) -> str:
     return ""
 
 
-def _onnx(graph: ArchGraph, final: Path, wanted: bool) -> str:
+def _onnx(graph: ArchGraph, proxy: ArchGraph, final: Path, wanted: bool) -> str:
+    """The deployment network, untrained; the proxy network with ``weights.pt`` when the candidate left weights."""
     if not wanted:
         return "ONNX export disabled (export_onnx: false)."
     try:
         import onnx  # noqa: F401
     except ImportError:
         return "ONNX export skipped: install the extra, pip install 'gensynth[onnx]'."
-    export_onnx(build_model(graph).eval(), graph.input_shape(), final / f"{STEM}.onnx")
+    graph_to_onnx(graph, final / f"{STEM}.onnx")
+    if (final / "weights.pt").exists():
+        graph_to_onnx(proxy, final / f"{STEM}_proxy_trained.onnx", weights=final / "weights.pt")
     return ""
 
 
-def _summary(search: Search, cfg: SearchConfig, best: CandidateRecord, graph: ArchGraph, notes: list[str]) -> str:
+def _summary(search: Search, cfg: SearchConfig, best: CandidateRecord, graph: ArchGraph, proxy: ArchGraph, final: Path,
+             notes: list[str]) -> str:
     records = search.records
     m = best.measurements
     peak = peak_activation_bytes(build_model(graph).eval(), graph.input_shape())
@@ -96,11 +107,29 @@ def _summary(search: Search, cfg: SearchConfig, best: CandidateRecord, graph: Ar
     cols = list(row(best))
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(row(r).values()) + " |" for r in board]
-    lines += [
-        "", "## Files", "",
-        f"- `{STEM}.yaml` (the graph; `gensynth inspect` it), `{STEM}.graphml`, `{STEM}.svg`, `{STEM}.onnx` (deployment shape, untrained)",
-        "- `weights.pt`: the proxy-trained state dict; it loads into `build_model(load('proxy.yaml'))` "
-        "(the dataset's classes, proxy reductions); every tensor but the classifier's also fits the deployment graph.",
-    ]
+    lines += ["", "## Files", "", *_files(final, graph, proxy)]
     lines += ["", *[f"Note: {n}" for n in notes]] if notes else []
     return "\n".join(lines) + "\n"
+
+
+def _files(final: Path, graph: ArchGraph, proxy: ArchGraph) -> list[str]:
+    """One line per file in ``final``: what it is and, for the networks, whether its weights are trained."""
+    deployment, at_proxy = _task(graph), _task(proxy)
+    described = {
+        f"{STEM}.yaml": f"the graph ({deployment}); `gensynth inspect` or `gensynth export` it",
+        f"{STEM}.graphml": "the same graph as GraphML",
+        f"{STEM}.svg": "its diagram",
+        f"{STEM}.dot": "its diagram as graphviz text",
+        f"{STEM}.onnx": f"the deployment network ({deployment}, dynamic batch) with **UNTRAINED**, randomly initialised "
+        "weights: for deployment tooling and latency, not for predictions; train it at full scale first",
+        "proxy.yaml": f"the graph proxy training built ({at_proxy}: the dataset's classes, proxy reductions)",
+        "weights.pt": "the proxy-trained state dict of `proxy.yaml`: `build_model(load('proxy.yaml')).load_state_dict(...)`, "
+        "or `gensynth export proxy.yaml --format pytorch --weights weights.pt --out net.py` for plain PyTorch; "
+        "every tensor but the classifier's also fits the deployment graph",
+        f"{STEM}_proxy_trained.onnx": f"the proxy-trained network: `proxy.yaml` with `weights.pt` ({at_proxy}, dynamic batch)",
+    }
+    return [f"- `{name}`: {text}" for name, text in described.items() if (final / name).exists()]
+
+
+def _task(graph: ArchGraph) -> str:
+    return f"{'×'.join(map(str, graph.input_shape()))} input, {graph.num_classes} classes"

@@ -1,9 +1,12 @@
 """The inquisitor's tasks: picklable callables that any executor runs, one per evaluation stage.
 
 * :class:`ProbeTask`: params, MACs (by the graph's per-op rules, which equal
-  fvcore's count of the built model) and latency at the deployment shape (peak
-  activation memory, a second forward pass, is measured only for the emitted
-  winner); it needs no dataset, so the local executor runs it in the probe process;
+  fvcore's count of the built model) and latency at the deployment shape. Params
+  are the built (training) form's; latency is timed on its inference form
+  (:func:`gensynth.nn.inference_form`: batch norm folded, re-parameterised), as
+  deployed. Peak activation memory, a second forward pass, is measured only for
+  the emitted winner. It needs no dataset, so the local executor runs it in the
+  probe process;
 * :class:`TrainTask`: proxy training and validation top-1 on the executor's dataset.
 
 A task is called as ``task(data)`` (``data`` is None for tasks whose
@@ -24,6 +27,7 @@ from ..cost import count_params, graph_macs, measure_latency
 from ..data import ProxyDataset
 from ..ir.serialize import from_dict
 from ..nn.builder import build_model
+from ..nn.inference import inference_form
 from ..space.space import ProxyAdaptation
 from .config import LatencyConfig, TrainingConfig
 from .training import Diverged, proxy_train
@@ -75,7 +79,7 @@ class TaskResult:
 
 
 def probe(task: ProbeTask) -> TaskResult:
-    """Params, MACs and latency; never raises."""
+    """Params and MACs of the built (training) form, latency of its inference form; never raises."""
     timings: dict[str, float] = {}
     with _threads(task.threads), _failure_guard() as guard:
         start = time.perf_counter()
@@ -86,7 +90,7 @@ def probe(task: ProbeTask) -> TaskResult:
         timings["cost_s"] = time.perf_counter() - start
         if task.latency.runs:
             start = time.perf_counter()
-            lat = measure_latency(model, shape, runs=task.latency.runs, warmup=task.latency.warmup, threads=task.latency.threads)
+            lat = measure_latency(inference_form(model), shape, runs=task.latency.runs, warmup=task.latency.warmup, threads=task.latency.threads)
             measurements["latency_ms"] = lat.median_ms
             timings["latency_s"] = time.perf_counter() - start
         return TaskResult(True, measurements, timings=timings)

@@ -10,6 +10,7 @@ evaluation (``inquired``): duplicates and structural rejections are free.
 """
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,11 @@ from .store import RunStore
 
 if TYPE_CHECKING:
     from .mirror import StorageMirror
+
+
+LOOKAHEAD = 20
+"""Proposals the driver makes ahead of the result in flight (a deterministic bound: same run, same sequence).
+A sampler may ask for fewer with a ``lookahead`` attribute (NSGA-II: 1)."""
 
 
 @dataclass
@@ -64,6 +70,7 @@ class RunResult:
     capped: bool
     best: CandidateRecord | None
     final_dir: Path | None
+    timed_out: bool = False
 
 
 class Search:
@@ -72,20 +79,26 @@ class Search:
     def __init__(self, *, space: SearchSpace, generator: Generator, executor: Executor, store: RunStore, objective: Objective,
                  constraints: ConstraintEngine, stages: list[EvaluationStage], budget: int, proposal_cap: int,
                  mirror: StorageMirror | None = None, data: ProxyDataset | None = None,
-                 emit: Callable[[Search], Path] | None = None, progress: bool = False):
+                 emit: Callable[[Search], Path] | None = None, progress: bool = False, timeout: float = 0.0,
+                 lookahead: int = LOOKAHEAD):
         if not stages:
             raise UserError("stages: a search needs at least one evaluation stage")
         self.space, self.generator, self.executor, self.store = space, generator, executor, store
         self.objective, self.engine, self.stages, self.mirror, self.data = objective, constraints, stages, mirror, data
-        self.budget, self.proposal_cap, self.emit, self.show_progress = budget, proposal_cap, emit, progress
+        self.budget, self.proposal_cap, self.emit, self.timeout, self.lookahead = budget, proposal_cap, emit, timeout, lookahead
+        self.progress = SearchProgress(budget, enabled=progress)
+        self.deadline = float("inf")
         self.records: list[CandidateRecord] = []
         self.seen: dict[str, CandidateRecord] = {}
         self.best: CandidateRecord | None = None
 
     def run(self) -> RunResult:
+        """Run until the budget is spent, the proposal cap is reached or ``timeout`` seconds have passed."""
+        self.deadline = time.monotonic() + self.timeout if self.timeout else float("inf")
         self.records = self.store.records(repair=True)
         for record in self.records:
             self._remember(record)
+        self.progress.resumed(self.records, self.store.root)
         self.store.keep_weights_of(self.best.number if self.best else None)
         self.generator.replay(self.records)
         if self.mirror:
@@ -99,7 +112,8 @@ class Search:
             if self.mirror:
                 self.mirror.close()
         final = self.emit(self) if self.best and self.emit else None
-        return RunResult(self.store.root, self.evaluated, self.feasible, self.generator.proposals, capped, self.best, final)
+        timed_out = self.evaluated < self.budget and self.timed_out
+        return RunResult(self.store.root, self.evaluated, self.feasible, self.generator.proposals, capped, self.best, final, timed_out)
 
     @property
     def evaluated(self) -> int:
@@ -109,19 +123,30 @@ class Search:
     def feasible(self) -> int:
         return sum(1 for r in self.records if r.feasible)
 
+    @property
+    def timed_out(self) -> bool:
+        return time.monotonic() >= self.deadline
+
+    def _room(self, in_flight: int) -> bool:
+        """Whether another candidate may start: budget left, and the timeout (like Optuna's) not yet reached."""
+        return self.evaluated + in_flight < self.budget and not self.timed_out
+
     # -- the loop -------------------------------------------------------------------------------
     def _loop(self) -> bool:
         """Keep the executor busy until the budget is spent; True when the proposal cap stopped it first.
 
         While the executor works in the background the driver prepares the next
         candidate (in a sequential run, at the same point every time), then
-        writes the storage mirror until a result is ready.
+        writes the storage mirror until a result is ready. It proposes at most
+        ``lookahead`` ahead: a sampler must not go on without the result in
+        flight for long (NSGA-II, which breeds only from finished trials,
+        otherwise never saw its one feasible parent). Past the timeout no
+        candidate starts; those in flight finish.
         """
         executor, in_flight, ready = self.executor, {}, None
-        with SearchProgress(self.budget, enabled=self.show_progress) as bar:
-            bar.update(self.evaluated, self.feasible, self.best)
+        with self.progress:
             while True:
-                while len(in_flight) < executor.capacity and self.evaluated + len(in_flight) < self.budget:
+                while len(in_flight) < executor.capacity and self._room(len(in_flight)):
                     pending, ready = ready or self._next_candidate(), None
                     if pending is None:
                         break
@@ -130,8 +155,8 @@ class Search:
                 if not in_flight:
                     return self.generator.proposals >= self.proposal_cap and self.evaluated < self.budget
                 if executor.runs_in_background:
-                    if ready is None and self.evaluated + len(in_flight) < self.budget:
-                        ready = self._next_candidate()
+                    if ready is None and self._room(len(in_flight)):
+                        ready = self._next_candidate(limit=self.lookahead)
                     if self.mirror:
                         self.mirror.flush(stop=executor.has_results)
                 for number, result in executor.wait():
@@ -140,11 +165,13 @@ class Search:
                         executor.submit(number, self.stages[pending.stage].task(pending.graph))
                     else:
                         del in_flight[number]
-                    bar.update(self.evaluated, self.feasible, self.best)
 
-    def _next_candidate(self) -> _Pending | None:
-        """Propose until a new, structurally feasible candidate comes up; None at the proposal cap."""
-        while self.generator.proposals < self.proposal_cap:
+    def _next_candidate(self, limit: int = 0) -> _Pending | None:
+        """Propose until a new, structurally feasible candidate comes up; None at the proposal cap, the timeout,
+        or after ``limit`` proposals (when > 0)."""
+        for _ in itertools.count() if not limit else range(limit):
+            if self.generator.proposals >= self.proposal_cap or self.timed_out:
+                return None
             if pending := self._propose():
                 return pending
         return None
@@ -230,6 +257,7 @@ class Search:
         self.generator.tell(record)
         if self.mirror:
             self.mirror.record(record)
+        self.progress.record(record)
 
     def _remember(self, record: CandidateRecord) -> None:
         if record.status is not Status.DUPLICATE:

@@ -169,8 +169,17 @@ def _random(seed: int, directions: tuple[str, ...], history: int) -> optuna.samp
 
 
 def _nsga2(seed: int, directions: tuple[str, ...], history: int) -> optuna.samplers.BaseSampler:
-    """Optuna's NSGA-II, population 20 (for Pareto objectives; it keeps every trial: NSGA-II writes generations to the study)."""
-    return optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
+    """Optuna's NSGA-II, population 20 (for Pareto objectives; it keeps every trial: NSGA-II writes generations to the study).
+
+    ``lookahead = 1``: the search proposes at most one candidate before it hears the result in
+    flight. NSGA-II fixes each generation's parents when the generation starts, from finished
+    trials only; with 20 proposals ahead a whole generation was bred while the one feasible
+    candidate was still being measured, and on ``dcac`` 50 evaluations took over 5,000
+    proposals (with 1: about 160).
+    """
+    sampler = optuna.samplers.NSGAIISampler(seed=seed, population_size=20)
+    sampler.lookahead = 1  # type: ignore[attr-defined]
+    return sampler
 
 
 SAMPLERS.register("tpe", _tpe, origin="built-in")

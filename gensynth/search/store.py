@@ -25,7 +25,8 @@ from ..ir.serialize import read_data_file
 from .config import SearchConfig, dump, from_mapping
 from .record import CandidateRecord, RecordError
 
-RESUMABLE = {"out", "budget", "max_proposals", "executor", "ray_address", "workers", "threads_per_worker", "max_retries", "export_onnx", "storage"}
+RESUMABLE = {"out", "budget", "max_proposals", "executor", "ray_address", "workers", "threads_per_worker", "max_retries", "export_onnx", "storage",
+             "timeout"}
 
 
 @dataclass
