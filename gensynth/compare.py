@@ -20,14 +20,13 @@ What is measured, per model:
 from __future__ import annotations
 
 import csv
-import dataclasses
 import os
 import platform
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Literal
@@ -42,10 +41,9 @@ from .nn import build_model, inference_form
 from .references import reference_path
 from .search.config import LatencyConfig, SearchConfig, load_config
 from .search.protocol import binomial_se
-from .search.stages import make_stages
+from .search.stages import EvaluationStage, make_stages
 from .space import load_space
 
-DEFAULT_REFERENCES = ("mobilenetv3_large", "fbnet_c", "mobileone_s1", "mobilevit_xs")
 COLUMNS = ("model", "kind", "params", "macs", "resolution", "torch_ms", "torch_iqr_ms", "onnx_ms", "onnx_iqr_ms",
            "accuracy", "accuracy_seed_sd", "accuracy_binomial_se", "seeds", "val_images")
 """The CSV's columns; a figure that was not measured is left empty."""
@@ -69,6 +67,7 @@ class Spread:
 
     @classmethod
     def of(cls, round_medians: Sequence[float]) -> Spread:
+        """The summary of one model's round medians (one round: no spread to report)."""
         if len(round_medians) < 2:
             return cls(round_medians[0], 0.0)
         q1, _, q3 = statistics.quantiles(round_medians, n=4, method="inclusive")
@@ -162,7 +161,8 @@ def compare(models: Sequence[Model], config: SearchConfig, *, seeds: int = 2, ro
     trainer = ProxyTrainer(config, seeds) if accuracy else None
     latency = config.latency
     runs = latency.runs or LatencyConfig().runs  # a protocol that skips latency still gets it timed here
-    rows, calls = [], {}
+    rows: list[Row] = []
+    calls: dict[Hashable, Callable[[], object]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for model in models:
             built = build_model(model.graph)
@@ -235,9 +235,9 @@ class ProxyTrainer:
     def __init__(self, config: SearchConfig, seeds: int):
         self.config, self.space, t = config, load_space(config.space), config.training
         self.data = load_dataset(config.data, train_limit=t.train_images, val_limit=t.val_images, seed=config.seed)
-        self.stages = []
+        self.stages: list[tuple[int, EvaluationStage]] = []
         for seed in range(config.seed, config.seed + seeds):
-            stages = make_stages(dataclasses.replace(config, seed=seed), self.space, torch.get_num_threads())
+            stages = make_stages(replace(config, seed=seed), self.space, torch.get_num_threads())
             trainers = [stage for stage in stages if "accuracy" in stage.measures]
             if not trainers:
                 raise UserError(f"stages {config.stages} measure no accuracy: pass --no-accuracy")
@@ -309,6 +309,7 @@ def write_report(comparison: Comparison, out: Path) -> list[Path]:
 
 
 def markdown(comparison: Comparison) -> str:
+    """The table under a header that says how every figure was measured."""
     table = [cells(row) for row in comparison.rows]
     setup = {**comparison.setup, "command": f"`{comparison.setup['command']}`"}
     lines = ["# gensynth compare", "", *(f"- **{key}**: {value}" for key, value in setup.items()), "",

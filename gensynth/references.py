@@ -15,6 +15,9 @@ from .errors import UserError
 from .ir import ArchGraph, load
 from .ir.serialize import read_data_file
 
+DEFAULT_REFERENCES = ("mobilenetv3_large", "fbnet_c", "mobileone_s1", "mobilevit_xs")
+"""The four references AttendNeXt was compared with (``gensynth compare``'s default)."""
+
 GRAPH_SUFFIXES = (".yaml", ".yml", ".json")
 
 

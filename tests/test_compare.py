@@ -103,6 +103,6 @@ def test_an_unknown_reference_is_one_line(files, capsys):
 
 
 def test_the_default_references_are_in_the_zoo():
-    from gensynth.references import list_references
+    from gensynth.references import DEFAULT_REFERENCES, list_references
 
-    assert set(compare_module.DEFAULT_REFERENCES) <= {info.name for info in list_references()}
+    assert set(DEFAULT_REFERENCES) <= {info.name for info in list_references()}

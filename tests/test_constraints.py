@@ -427,8 +427,10 @@ def test_reference_beating_worse_is_violated(reference_file):
     worse_both = check(constraint, g, accuracy=35.0, latency_ms=15.0)
     assert worse_both.violation == pytest.approx(1.0)  # 0.5 latency + 0.5 accuracy shortfall
     assert worse_both.violation > slower.violation
-    tie = check(constraint, g, accuracy=70.0, latency_ms=5.0)  # equal is not better
-    assert not tie.satisfied
+    accuracy_tie = check(constraint, g, accuracy=70.0, latency_ms=5.0)  # accuracy: at least the reference's
+    assert accuracy_tie.satisfied
+    latency_tie = check(constraint, g, accuracy=75.0, latency_ms=10.0)  # latency: strictly below it
+    assert not latency_tie.satisfied and "latency_ms" in latency_tie.reason
 
 
 def test_reference_beating_other_metrics(reference_file):

@@ -82,3 +82,14 @@ def test_inspect_draws_dot_text_without_graphviz(tmp_path, small, capsys, monkey
     (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("drew")]
     assert line.startswith(f"drew {tmp_path / 'small.dot'}: graphviz's `dot` is not installed")
     assert (tmp_path / "small.dot").read_text().startswith("digraph") and not (tmp_path / "small.svg").exists()
+
+
+def test_help_does_not_import_torch():
+    """``gensynth --help`` and every command's parser stay light: torch is imported only where a command runs."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom gensynth.cli.main import make_parser\nmake_parser()\n"
+            "heavy = sorted(m for m in ('torch', 'matplotlib', 'fvcore', 'onnxruntime') if m in sys.modules)\nprint(heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

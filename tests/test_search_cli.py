@@ -52,12 +52,18 @@ def records(run: Path) -> list[dict]:
 def e2e(tmp_path_factory) -> Path:
     """`gensynth search` on the shipped dcac space, budget 2, ONNX export on."""
     root = tmp_path_factory.mktemp("e2e")
-    cfg = write_protocol(root, export_onnx=True)
+    cfg = write_protocol(root, export_onnx=True, report=True)
     run = root / "run"
     code = main_one_thread(["search", "--config", str(cfg), "--space", "dcac", "--budget", "2", "--seed", "0", "--name", "e2e",
                             "--out", str(run), "--no-progress"])
     assert code == 0
     return run
+
+
+def test_search_writes_the_run_report(e2e):
+    page = (e2e / "report" / "index.html").read_text()
+    assert "<img" in page and "http://" not in page and "https://" not in page
+    assert any((e2e / "report").glob("*.png")) and any((e2e / "report").glob("*.svg"))
 
 
 def test_run_directory_holds_config_candidates_and_study(e2e):

@@ -42,6 +42,7 @@ TINY_PROTOCOL = {
     "training": {"train_images": 64, "val_images": 50, "batch_size": 32},
     "latency": {"runs": 1, "warmup": 0},
     "export_onnx": False,
+    "report": False,  # ~5 s a run; tests/test_search_cli.py's e2e run writes one
 }
 
 

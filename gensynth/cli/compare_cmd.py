@@ -10,8 +10,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from ..compare import DEFAULT_REFERENCES, cells, compare, load_references, load_subject, write_report
-from .inspect_cmd import integer
+from ..references import DEFAULT_REFERENCES
+from .args import integer
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -36,6 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..compare import cells, compare, load_references, load_subject, write_report
+
     subject, config, out = load_subject(args.subject, args.config)
     references = load_references([name.strip() for name in args.references.split(",") if name.strip()])
     comparison = compare([subject, *references], config, seeds=args.seeds, rounds=args.rounds, onnx=args.onnx,

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
-from ..export import build_with_weights, graph_to_onnx, to_pytorch_source
 from ..ir import load
-from .inspect_cmd import check_size, integer
+from .args import integer
+from .inspect_cmd import check_size
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -29,6 +29,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..export import build_with_weights, graph_to_onnx, to_pytorch_source
+
     graph = load(args.graph)
     check_size(graph, args.resolution, args.graph)
     shape = "×".join(map(str, graph.input_shape(args.resolution)))

@@ -5,15 +5,17 @@ import argparse
 import math
 import shutil
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
-from ..cost import graph_macs
 from ..errors import UserError
-from ..inspection import Inspection, inspect_graph
 from ..ir import ArchGraph, GraphError, draw, load
+from .args import integer
+
+if TYPE_CHECKING:
+    from ..inspection import Inspection
 
 RENDERED = (".svg", ".png", ".pdf")
 """Formats graphviz's ``dot`` renders; without it, inspect writes the ``.dot`` text instead."""
@@ -40,23 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an integer in [``minimum``, ``maximum``] (no upper bound when ``maximum`` is None)."""
-    expected = f"an integer >= {minimum}" if maximum is None else f"an integer in [{minimum}, {maximum}]"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
-        return value
-
-    return parse
-
-
 def run(args: argparse.Namespace) -> int:
+    from ..inspection import inspect_graph
+
     graph = load(args.graph)
     check_size(graph, args.resolution, args.graph)
     report = inspect_graph(graph, args.resolution, latency_runs=args.runs, onnx=args.onnx)
@@ -86,6 +74,8 @@ def drawing(graph: ArchGraph, path: Path) -> str:
 
 def check_size(graph: ArchGraph, resolution: int | None, path: Path) -> None:
     """Refuse, before building anything, a graph too large to build: shapes and MACs come from the graph alone."""
+    from ..cost import graph_macs
+
     at = f"at {resolution} px" if resolution else "at its resolution"
     try:
         shapes = graph.infer_shapes(resolution)

@@ -6,10 +6,7 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from ..cost import count_params, graph_macs
-from ..cost.analytic import attention_product_macs
 from ..ir import load
-from ..nn import build_model
 from ..references import list_references
 
 
@@ -30,6 +27,10 @@ def _versus(ours: int, theirs: int) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    from ..cost import count_params, graph_macs
+    from ..cost.analytic import attention_product_macs
+    from ..nn import build_model
+
     table = Table(
         "reference", "params (ours)", "params (canonical)", "MACs (ours)", "MACs (published)", "top-1 (published)", "source",
         title="reference zoo: 224x224x3, 1000 classes",

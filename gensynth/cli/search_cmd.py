@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..search import load_config, run_search
+from ..search.config import load_config
 
 # flag → config key (dotted for nested sections); only flags the user gives override the config file
 FLAGS = {
@@ -53,6 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..search.assemble import run_search  # torch and the engine: only when a search runs
+
     overrides = {key: getattr(args, flag) for flag, key in FLAGS.items() if getattr(args, flag) is not None}
     config = load_config(args.config, overrides)
     if args.constraint:

@@ -14,7 +14,7 @@ from ..search.record import CandidateRecord
 from ..search.report import leaderboard, rejections, row, status_counts
 from ..search.store import RunStore
 from .formats import add_format_option, print_csv, print_json
-from .inspect_cmd import integer
+from .args import integer
 
 CSV_COLUMNS = ["number", "hash", "status", "feasible", "rejected_at", "score"]
 """The CSV's first columns; every declared metric follows, then the reason."""

@@ -12,7 +12,7 @@ from ..ir import save
 from ..search.config import MAX_SEED
 from ..space import builtin_spaces, load_space
 from ..space.genes import gene_names
-from .inspect_cmd import integer
+from .args import integer
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

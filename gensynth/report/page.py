@@ -156,13 +156,14 @@ class _Page:
                 "Running counts by candidate number (final counts in the legend): feasible candidates (evaluated, every "
                 "constraint satisfied); for each constraint, the candidates it rejected (structural rules on the graph before any "
                 "cost is spent, measured ones right after the stage that measures what they need; a candidate can count for "
-                f"several); candidates a stage stopped by its own reason; failed ones. Duplicates are not counted. Constraints: {constraints}."))
+                "several); candidates a stage stopped by its own reason; failed ones. Duplicates are not counted. "
+                f"Constraints: {constraints}."))
         return "\n".join(parts)
 
     def accuracy_plots(self) -> str:
         parts = ["<h2>Accuracy against cost</h2>"]
         n = self.val_images
-        noise = (f"Error bars: ±1 binomial standard error of top-1 over the {n} validation images, 100·sqrt(p(1−p)/n) with p the "
+        noise = (f"Error bars (front and references): ±1 binomial standard error of top-1 over the {n} validation images, 100·sqrt(p(1−p)/n) with p the "
                  "measured top-1 (the validation sample's noise only; the training seed's is not included)." if n else
                  "No noise band: this run's accuracy does not come from the proxy training stage, so its sample size is unknown.")
         refs = (" Red stars: reference architectures, measured by this run with the same stages and protocol "
@@ -174,7 +175,7 @@ class _Page:
             acc, x = metric("accuracy"), metric(cost)
             parts.append(self.figure(
                 f"accuracy_{cost}", plots.accuracy_against(self.records, cost, self.references, n), f"Accuracy against {cost}",
-                f"One point per candidate with both measurements (hollow: a measured constraint rejected it). "
+                "One point per candidate with both measurements (hollow: a measured constraint rejected it). "
                 f"{self.measured_as('accuracy')}. {self.measured_as(cost)}. "
                 f"The line joins the Pareto front of the feasible candidates ({acc.name} {acc.direction}d, {x.name} {x.direction}d). "
                 + noise + refs))

@@ -17,6 +17,7 @@ from ..constraint import Constraint
 from ..data import load_dataset
 from ..errors import UserError
 from ..plugins import instantiate
+from ..report import write_report
 from ..space.space import load_space
 from .config import SearchConfig, constraint_specs, validate
 from .emit import emit_final
@@ -70,7 +71,7 @@ def run_search(config: SearchConfig, constraints: Sequence[ConstraintRef] = (), 
                         stages=stages, budget=config.budget, proposal_cap=config.proposal_cap, mirror=mirror, data=data,
                         emit=lambda s: emit_final(s, config), progress=progress, timeout=config.timeout,
                         lookahead=getattr(sampler, "lookahead", LOOKAHEAD))
-        return search.run()
+        result = search.run()
     except UserError:
         if created and not store.records():
             lock.release()
@@ -78,6 +79,9 @@ def run_search(config: SearchConfig, constraints: Sequence[ConstraintRef] = (), 
         raise
     finally:
         lock.release()
+    if config.report:
+        write_report(store.root)  # the run's page: plots, the emitted architecture, the protocol
+    return result
 
 
 def check_measurable(objective: Objective, engine: ConstraintEngine, stages: list[EvaluationStage], config: SearchConfig) -> None:

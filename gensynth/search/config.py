@@ -84,6 +84,7 @@ class SearchConfig:
     export_onnx: bool = True
     timeout: float = 0.0
     warm_start: str = ""
+    report: bool = True
 
     @property
     def run_dir(self) -> Path:

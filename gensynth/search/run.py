@@ -27,6 +27,7 @@ from .inquisitor import TaskResult
 from .judge import ConstraintEngine
 from .objective import Objective
 from .progress import SearchProgress
+from .protocol import protocol_fingerprint
 from .record import CandidateRecord, Status
 from .stages import EvaluationStage
 from .store import RunStore
@@ -271,7 +272,7 @@ class Search:
         cache = self.store.reference_cache()
 
         def measure(graph: ArchGraph, label: str) -> dict[str, float]:
-            key = f"{label}:{graph.structural_hash()}"
+            key = f"{label}:{graph.structural_hash()}:{protocol_fingerprint(self.stages, self.data)}"  # a new protocol measures again
             if key not in cache:
                 cache[key] = self.measure(graph, label)
                 self.store.save_reference_cache(cache)

@@ -26,7 +26,7 @@ from .config import SearchConfig, dump, from_mapping
 from .record import CandidateRecord, RecordError
 
 RESUMABLE = {"out", "budget", "max_proposals", "executor", "ray_address", "workers", "threads_per_worker", "max_retries", "export_onnx", "storage",
-             "timeout"}
+             "timeout", "report"}
 
 
 @dataclass
