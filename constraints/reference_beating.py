@@ -9,8 +9,8 @@ changes), so its figures and the candidates' are taken the same way.
 A candidate must be at least as good as every reference on each higher-is-better
 metric (accuracy, score: top-1 on a finite validation set is quantised, so a tie
 is common and means "as accurate") and strictly better on each lower-is-better
-one (latency, params, MACs). Given ``val_images`` (the run's
-``training.val_images``), an accuracy difference smaller than two binomial
+one (latency, params, MACs). With ``val_images`` (by default the size of the
+run's validation set), an accuracy difference smaller than two binomial
 standard errors of the validation set, ``2·sqrt(p(1-p)/n)``, is called "within
 noise" in the verdict's reason; the verdict itself stays the plain comparison.
 """
@@ -57,6 +57,8 @@ class ReferenceBeating(Constraint):
     def prepare(self, context: RunContext) -> None:
         for label, path in self._paths.items():
             self.measured[label] = context.measure(load(path), label)
+        if self.val_images is None:
+            self.val_images = context.validation_images  # the run's own validation set, when it has one
 
     def check(self, candidate: Candidate) -> Verdict:
         misses, notes, shortfall = [], [], 0.0

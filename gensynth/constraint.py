@@ -81,6 +81,8 @@ class RunContext:
 
     measure: Callable[[ArchGraph, str], dict[str, float]]
     """``measure(graph, label)`` → measurements, cached in the run directory by label and hash."""
+    validation_images: int | None = None
+    """How many images the run's accuracy is measured on (its binomial noise), when it has a dataset."""
 
 
 class Constraint(ABC):

@@ -205,7 +205,8 @@ def test_the_readme_python_example_runs(tiny, tmp_path, monkeypatch):
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     (code,) = re.findall(r"## Python API.*?```python\n(.*?)```", readme, flags=re.S)
     protocol = write_protocol(tmp_path, space=str(tiny))
-    code = code.replace('"experiments/demo.yaml"', repr(str(protocol))).replace('"runs/api-demo"', repr(str(tmp_path / "run")))
+    assert '"demo"' in code and '"runs/api-demo"' in code
+    code = code.replace('"demo"', repr(str(protocol))).replace('"runs/api-demo"', repr(str(tmp_path / "run")))
     import torch
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -278,9 +278,10 @@ class Search:
                 self.store.save_reference_cache(cache)
             return cache[key]
 
+        validation_images = len(self.data.val_y) if self.data is not None else None
         for constraint in self.engine.constraints:
             try:
-                constraint.prepare(RunContext(measure))
+                constraint.prepare(RunContext(measure, validation_images))
             except UserError:
                 raise
             except Exception as err:  # a plugin's bug: one line naming it, before any candidate is spent
