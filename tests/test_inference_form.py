@@ -131,5 +131,5 @@ def test_reparameterize_must_return_a_module():
         def reparameterize(self) -> None:
             return None
 
-    with pytest.raises(TypeError, match=r"Broken.reparameterize\(\) returned NoneType, not a module"):
+    with pytest.raises(TypeError, match=r"the rewrite of Broken returned NoneType, not a module"):
         inference_form(nn.Sequential(Broken()))

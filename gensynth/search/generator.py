@@ -53,6 +53,10 @@ class Generator:
             record = by_number.get(number)
             self.study.add_trial(self._frozen(record) if record else create_trial(state=TrialState.FAIL))
 
+    def enqueue(self, genome: Genome) -> None:
+        """Make ``genome`` the next proposal (a warm start), whatever the sampler."""
+        self.study.enqueue_trial(genome, skip_if_exists=True)
+
     def ask(self) -> tuple[int, Genome]:
         """A new trial number and its genome."""
         trial = self.study.ask()
