@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,14 +10,13 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import UserError
-from ..ir import ArchGraph, GraphError, draw, load
+from ..ir import ArchGraph, GraphError, load
+from ..ir.draw import draw_or_dot
 from .args import integer
 
 if TYPE_CHECKING:
     from ..inspection import Inspection
 
-RENDERED = (".svg", ".png", ".pdf")
-"""Formats graphviz's ``dot`` renders; without it, inspect writes the ``.dot`` text instead."""
 MAX_MACS = 10**12
 """The most multiply-accumulates inspect builds and runs (the largest ImageNet networks need ~10**11)."""
 MAX_TENSOR_BYTES = 2**31
@@ -66,10 +64,8 @@ def drawing(graph: ArchGraph, path: Path) -> str:
 
     Returns the one line to print, naming the file written.
     """
-    if path.suffix in RENDERED and shutil.which("dot") is None:
-        dot = draw(graph, path.with_suffix(".dot"))
-        return f"drew {dot}: graphviz's `dot` is not installed, so DOT text instead of {path.name} (apt-get install graphviz)"
-    return f"drew {draw(graph, path)}"
+    written, note = draw_or_dot(graph, path)
+    return f"drew {written}" + (f": {note}" if note else "")
 
 
 def check_size(graph: ArchGraph, resolution: int | None, path: Path) -> None:

@@ -42,3 +42,15 @@ def draw(graph: ArchGraph, path: str | Path) -> Path:
         raise UserError(f"{path}: rendering needs graphviz's 'dot' program (apt-get install graphviz); write a .dot file instead")
     path.write_bytes(dot.pipe(format=fmt))
     return path
+
+
+def draw_or_dot(graph: ArchGraph, path: str | Path) -> tuple[Path, str]:
+    """Draw ``graph`` to ``path``; without graphviz's ``dot``, DOT text beside it instead.
+
+    Returns the file written and, when it fell back, a one-line note saying so.
+    """
+    path = Path(path)
+    if path.suffix in (".svg", ".png", ".pdf") and shutil.which("dot") is None:
+        written = draw(graph, path.with_suffix(".dot"))
+        return written, f"graphviz's `dot` is not installed: wrote {written.name} (DOT text) instead of {path.name} (apt-get install graphviz)"
+    return draw(graph, path), ""

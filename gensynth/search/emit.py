@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from ..cost import peak_activation_bytes
 from ..export import graph_to_onnx
-from ..ir import draw, save, write_graphml
+from ..ir import save, write_graphml
+from ..ir.draw import draw_or_dot
 from ..nn.builder import build_model
 from ..ir.graph import ArchGraph
 from .report import front, leaderboard, rejections, row, status_counts
@@ -53,11 +54,7 @@ def emit_final(search: Search, config: SearchConfig) -> Path:
 
 
 def _diagram(graph: ArchGraph, final: Path) -> str:
-    if shutil.which("dot") is None:
-        draw(graph, final / f"{STEM}.dot")
-        return f"graphviz's `dot` is not installed: wrote {STEM}.dot instead of {STEM}.svg (apt-get install graphviz)."
-    draw(graph, final / f"{STEM}.svg")
-    return ""
+    return draw_or_dot(graph, final / f"{STEM}.svg")[1]
 
 
 def _onnx(graph: ArchGraph, proxy: ArchGraph, final: Path, wanted: bool) -> str:
