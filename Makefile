@@ -36,6 +36,7 @@ test-all: install
 bench: install
 	$(PY) experiments/bench_core.py
 	$(PY) experiments/bench_search.py --budget 500
+	$(PY) experiments/bench_rewrites.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info

@@ -170,7 +170,7 @@ def compare(models: Sequence[Model], config: SearchConfig, *, seeds: int = 2, ro
             deployed, x = inference_form(built), torch.randn(1, *model.graph.input_shape())
             calls[model.label, "torch"] = lambda deployed=deployed, x=x: deployed(x)
             if onnx:
-                calls[model.label, "onnx"] = _onnx_call(export_onnx(deployed, model.graph.input_shape(), Path(tmp) / f"{len(calls)}.onnx"),
+                calls[model.label, "onnx"] = onnx_call(export_onnx(deployed, model.graph.input_shape(), Path(tmp) / f"{len(calls)}.onnx"),
                                                         latency.threads)
         say(f"timing {len(models)} models: warm-up {latency.warmup}, then {rounds} interleaved rounds of {runs} calls each")
         before = torch.get_num_threads()
@@ -218,7 +218,7 @@ def _onnxruntime() -> ModuleType:
     return onnxruntime
 
 
-def _onnx_call(path: Path, threads: int) -> Callable[[], object]:
+def onnx_call(path: Path, threads: int) -> Callable[[], object]:
     """One inference of the ONNX file on onnxruntime's CPU provider with ``threads`` intra-op threads."""
     ort = _onnxruntime()
     options = ort.SessionOptions()

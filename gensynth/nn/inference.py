@@ -35,8 +35,12 @@ from .rewrites import REWRITES
 
 def inference_form(model: nn.Module) -> nn.Module:
     """A deep copy of ``model`` in eval mode, re-parameterised and with batch norms folded; ``model`` is untouched."""
-    model = copy.deepcopy(model).eval()
-    model = _reparameterize(model)
+    return fold_batchnorms(_reparameterize(copy.deepcopy(model).eval()), copy_first=False)
+
+
+def fold_batchnorms(model: nn.Module, copy_first: bool = True) -> nn.Module:
+    """``model`` (a copy, unless ``copy_first`` is False) in eval mode with every conv → batch-norm pair folded, nothing else."""
+    model = (copy.deepcopy(model) if copy_first else model).eval()
     for module in list(model.modules()):
         _fold_batchnorms(module)
     return model
