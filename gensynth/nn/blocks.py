@@ -220,6 +220,7 @@ class MobileOneBlock(nn.Module):
             eye[channels, channels % per_group, pad, pad] = 1.0
             folded.append(_fold_bn(eye, self.identity))
         fused = ConvBNAct(conv.in_channels, conv.out_channels, k, conv.stride[0], self.groups, self.act_name, bn=False)
+        fused = fused.to(dtype=conv.weight.dtype, device=conv.weight.device)  # the block's own precision and device
         fused.conv.weight.copy_(sum(w for w, _ in folded))
         fused.conv.bias.copy_(sum(b for _, b in folded))
         return fused
