@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 from typing import NoReturn, Sequence
 
-from .. import __version__
+from .. import __version__, interrupts
 from ..errors import UserError
 from . import (compare_cmd, constraints_cmd, experiments_cmd, export_cmd, inspect_cmd, references_cmd, report_cmd, runs_cmd, search_cmd,
                show_cmd, spaces_cmd)
@@ -37,15 +35,9 @@ def make_parser() -> Parser:
     return parser
 
 
-def _terminate(signum: int, frame: object) -> NoReturn:
-    """SIGTERM ends a command like Ctrl-C: finished work is already durable, the rest is cleaned up."""
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+    interrupts.install()  # SIGTERM ends a command like Ctrl-C: finished work is already durable
     try:
         return args.run(args) or 0
     except UserError as err:  # one line, even when a user's name or value holds a line break

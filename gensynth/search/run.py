@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from .. import interrupts
 from ..constraint import Candidate, RunContext
 from ..data import ProxyDataset
 from ..errors import UserError
@@ -147,6 +148,7 @@ class Search:
         executor, in_flight, ready = self.executor, {}, None
         with self.progress:
             while True:
+                interrupts.check()
                 while len(in_flight) < executor.capacity and self._room(len(in_flight)):
                     pending, ready = ready or self._next_candidate(), None
                     if pending is None:
@@ -171,6 +173,7 @@ class Search:
         """Propose until a new, structurally feasible candidate comes up; None at the proposal cap, the timeout,
         or after ``limit`` proposals (when > 0)."""
         for _ in itertools.count() if not limit else range(limit):
+            interrupts.check()
             if self.generator.proposals >= self.proposal_cap or self.timed_out:
                 return None
             if pending := self._propose():
