@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .constraint import STAGES, Constraint
-from .errors import UserError
+from .errors import UserError, first_line
 
 ENTRY_POINT_GROUP = "gensynth.constraints"
 
@@ -97,8 +97,5 @@ def instantiate(ref: str | type[Constraint] | Constraint, options: dict[str, Any
     except (TypeError, ValueError) as err:
         raise UserError(f"constraint '{info.cls.name}': bad options {options or {}}: {err}") from None
     except Exception as err:  # a plugin's own bug: name it, one line, never a traceback
-        raise UserError(f"constraint '{info.cls.name}' ({info.origin}) raised {type(err).__name__} in __init__: {_first_line(err)}") from None
+        raise UserError(f"constraint '{info.cls.name}' ({info.origin}) raised {type(err).__name__} in __init__: {first_line(err)}") from None
 
-
-def _first_line(err: BaseException) -> str:
-    return str(err).splitlines()[0] if str(err) else type(err).__name__

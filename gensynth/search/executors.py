@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from typing import Any, Callable
 
 from ..data import ProxyDataset
-from ..errors import UserError
+from ..errors import UserError, first_line
 from ..registry import Registry
 from .config import SearchConfig
 from .inquisitor import TaskResult
@@ -114,7 +114,7 @@ class RayExecutor(Executor):
                 try:
                     ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
                 except (ConnectionError, RuntimeError, ValueError) as err:
-                    raise UserError(f"--ray-address {self.address}: cannot connect to a Ray cluster: {str(err).splitlines()[0]}") from None
+                    raise UserError(f"--ray-address {self.address}: cannot connect to a Ray cluster: {first_line(err)}") from None
             else:
                 ray.init(num_cpus=self.capacity * self.threads, include_dashboard=False, log_to_driver=False)
         options = {"num_cpus": self.threads, "max_retries": self.max_retries, "retry_exceptions": False}
@@ -133,7 +133,7 @@ class RayExecutor(Executor):
             try:
                 done.append((key, self.ray.get(ref)))
             except Exception as err:  # the worker died past its retries, or Ray itself failed
-                reason = f"worker failed after {self.max_retries} retries: {type(err).__name__}: {str(err).splitlines()[0]}"
+                reason = f"worker failed after {self.max_retries} retries: {type(err).__name__}: {first_line(err)}"
                 done.append((key, TaskResult(False, reason=reason)))
         return done
 

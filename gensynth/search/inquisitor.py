@@ -25,6 +25,7 @@ import torch
 
 from ..cost import count_params, graph_macs, measure_latency
 from ..data import ProxyDataset
+from ..errors import first_line
 from ..ir.serialize import from_dict
 from ..nn.builder import build_model
 from ..nn.inference import inference_form
@@ -129,12 +130,12 @@ class _failure_guard:
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: Any) -> bool:
         if err is None or not isinstance(err, Exception):
             return False
-        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        first = first_line(err)
         if isinstance(err, Diverged):
             self.reason = f"diverged: {err}"
         elif isinstance(err, MemoryError) or "out of memory" in str(err).lower():
-            self.reason = f"out of memory: {first_line}"
+            self.reason = f"out of memory: {first}"
         else:
             where = traceback.extract_tb(tb)[-1]
-            self.reason = f"crashed: {type(err).__name__}: {first_line} ({where.filename.rsplit('/', 1)[-1]}:{where.lineno})"
+            self.reason = f"crashed: {type(err).__name__}: {first} ({where.filename.rsplit('/', 1)[-1]}:{where.lineno})"
         return True
