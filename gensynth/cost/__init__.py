@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from .analytic import graph_macs
-from .latency import LatencyReport, measure_latency, measure_onnx_latency
+from .latency import BACKENDS, LatencyReport, measure_deployed_latency, measure_latency, measure_onnx_latency, resolve_backend
 from .macs import MacReport, UnsupportedOperatorError, count_macs
 from .memory import peak_activation_bytes
 from .onnx_export import export_onnx
 from .params import count_params
 
 __all__ = [
+    "BACKENDS",
     "graph_macs",
     "LatencyReport",
     "MacReport",
@@ -17,7 +18,9 @@ __all__ = [
     "count_macs",
     "count_params",
     "export_onnx",
+    "measure_deployed_latency",
     "measure_latency",
     "measure_onnx_latency",
     "peak_activation_bytes",
+    "resolve_backend",
 ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,6 +13,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from .onnx_export import export_onnx
 
 
 @dataclass
@@ -20,13 +24,26 @@ class LatencyReport:
     median_ms: float
     p90_ms: float
     min_ms: float
+    iqr_ms: float
     runs: int
     threads: int
     backend: str = "torch"
 
 
-def _time(call: Callable[[], object], runs: int, warmup: int) -> tuple[float, float, float]:
-    """(median, nearest-rank p90, min) in ms of ``runs`` calls after ``warmup`` calls."""
+BACKENDS = ("onnxruntime", "torch")
+"""Where latency is timed: onnxruntime's CPU provider on the exported ONNX, or torch eager."""
+
+
+def resolve_backend(backend: str) -> str:
+    """``auto`` is onnxruntime when it is installed (the ``[onnx]`` extra), else torch; other names pass through."""
+    if backend != "auto":
+        return backend
+    found = all(importlib.util.find_spec(name) is not None for name in ("onnxruntime", "onnx"))
+    return "onnxruntime" if found else "torch"
+
+
+def _time(call: Callable[[], object], runs: int, warmup: int) -> tuple[float, float, float, float]:
+    """(median, nearest-rank p90, min, interquartile range) in ms of ``runs`` calls after ``warmup`` calls."""
     if runs < 1:
         raise ValueError(f"runs must be >= 1, got {runs}")
     for _ in range(warmup):
@@ -37,7 +54,8 @@ def _time(call: Callable[[], object], runs: int, warmup: int) -> tuple[float, fl
         call()
         times.append((time.perf_counter() - start) * 1e3)
     times.sort()
-    return statistics.median(times), times[math.ceil(0.9 * runs) - 1], times[0]
+    q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive") if runs > 1 else (times[0],) * 3
+    return statistics.median(times), times[math.ceil(0.9 * runs) - 1], times[0], q3 - q1
 
 
 def measure_latency(
@@ -82,3 +100,21 @@ def measure_onnx_latency(
     feed = {session.get_inputs()[0].name: torch.randn(1, *input_shape).numpy()}
     stats = _time(lambda: session.run(None, feed), runs, warmup)
     return LatencyReport(*stats, runs=runs, threads=threads, backend="onnxruntime")
+
+
+def measure_deployed_latency(
+    model: nn.Module,
+    input_shape: tuple[int, int, int],
+    backend: str,
+    runs: int = 20,
+    warmup: int = 5,
+    threads: int = 1,
+) -> LatencyReport:
+    """Batch-1 latency of ``model`` on ``backend``: torch eager, or onnxruntime on its ONNX export (a temporary file)."""
+    if backend == "torch":
+        return measure_latency(model, input_shape, runs, warmup, threads)
+    if backend != "onnxruntime":
+        raise ValueError(f"unknown latency backend {backend!r} (expected one of {BACKENDS})")
+    with tempfile.TemporaryDirectory(prefix="gensynth-latency-") as tmp:
+        path = export_onnx(model, input_shape, Path(tmp) / "model.onnx")
+        return measure_onnx_latency(path, input_shape, runs, warmup, threads)

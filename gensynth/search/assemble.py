@@ -19,7 +19,7 @@ from ..errors import UserError
 from ..plugins import instantiate
 from ..report import write_report
 from ..space.space import load_space
-from .config import SearchConfig, constraint_specs, validate
+from .config import SearchConfig, constraint_specs, resolve, validate
 from .emit import emit_final
 from .executors import make_executor
 from .generator import Generator
@@ -39,6 +39,7 @@ ConstraintRef = Constraint | str | type
 def run_search(config: SearchConfig, constraints: Sequence[ConstraintRef] = (), progress: bool = True) -> RunResult:
     """Run (or resume) the search that ``config`` describes; ``constraints`` are added to the configured ones."""
     validate(config, "python")
+    config = resolve(config)  # latency.backend 'auto' becomes what it means here, and is recorded so
     space = load_space(config.space)
     objective = make_objective(config.objective)
     configured = [instantiate(ref, options) for ref, options in constraint_specs(config)]

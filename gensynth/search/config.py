@@ -20,6 +20,7 @@ from ..registry import Registry
 
 DEFAULT_CONSTRAINTS = ["columnar", "pointwise_strided", "antialiased_downsampling"]
 WARM_STARTS = ("", "seed")
+LATENCY_BACKENDS = ("auto", "onnxruntime", "torch")
 
 
 @dataclass
@@ -37,12 +38,17 @@ class TrainingConfig:
 
 @dataclass
 class LatencyConfig:
-    """Batch-1 latency at the deployment shape: ``warmup`` runs, then the median of ``runs``."""
+    """Batch-1 latency of the inference form at the deployment shape: ``warmup`` runs, then the median (and IQR) of ``runs``.
+
+    ``backend``: ``onnxruntime`` (the exported ONNX on its CPU provider, as deployed), ``torch``
+    (eager), or ``auto`` (onnxruntime when the ``[onnx]`` extra is installed, else torch; a run
+    records the backend it resolved to, so a resume never mixes them).
+    """
 
     runs: int = 10
     warmup: int = 3
     threads: int = 1
-    onnx: bool = False
+    backend: str = "auto"
 
 
 @dataclass
@@ -166,7 +172,7 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> SearchCon
         loaded = read_data_file(path)
         if loaded is not None and not isinstance(loaded, dict):
             raise UserError(f"{path}: expected a mapping of options, got {type(loaded).__name__}")
-        data = loaded or {}
+        data = upgrade_legacy(loaded or {})
     config = from_mapping(SearchConfig, data, where)
     for key, value in overrides.items():
         _set(config, key, value)
@@ -261,6 +267,10 @@ def _check_values(config: SearchConfig) -> None:
         raise ConfigError("timeout", f"must be a finite number of seconds >= 0 (0: no limit), got {config.timeout}")
     if config.warm_start not in WARM_STARTS:
         raise ConfigError("warm_start", f"must be one of {list(WARM_STARTS)} ('seed': evaluate the space's seed architecture first), got {config.warm_start!r}")
+    if config.latency.backend not in LATENCY_BACKENDS:
+        raise ConfigError("latency.backend", f"must be one of {list(LATENCY_BACKENDS)}, got {config.latency.backend!r}")
+    if config.latency.backend == "onnxruntime" and _resolved_backend("auto") != "onnxruntime":
+        raise ConfigError("latency.backend", "onnxruntime is not installed (pip install 'gensynth[onnx]'), or use 'torch'")
     names = {"sampler": config.sampler, "executor": config.executor, "objective.name": o.name}
     names.update((f"stages[{i}]", stage) for i, stage in enumerate(config.stages))
     registries = _registries()
@@ -270,6 +280,26 @@ def _check_values(config: SearchConfig) -> None:
         except UserError as err:
             raise ConfigError(key, str(err)) from None
     constraint_specs(config)
+
+
+def _resolved_backend(backend: str) -> str:
+    from ..cost.latency import resolve_backend  # torch: imported only when a config is checked
+
+    return resolve_backend(backend)
+
+
+def resolve(config: SearchConfig) -> SearchConfig:
+    """A copy of ``config`` with ``latency.backend: auto`` replaced by the backend it means on this machine."""
+    latency = dataclasses.replace(config.latency, backend=_resolved_backend(config.latency.backend))
+    return dataclasses.replace(config, latency=latency)
+
+
+def upgrade_legacy(data: Any) -> Any:
+    """Config data as this version reads it: configs written before ``latency.backend`` said ``latency.onnx: false`` (timed in torch)."""
+    latency = data.get("latency") if isinstance(data, dict) else None
+    if isinstance(latency, dict) and "onnx" in latency and "backend" not in latency:
+        data["latency"] = {**{k: v for k, v in latency.items() if k != "onnx"}, "backend": "onnxruntime" if latency["onnx"] else "torch"}
+    return data
 
 
 def _registries() -> dict[str, Registry[Any]]:

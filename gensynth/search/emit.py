@@ -83,13 +83,16 @@ def _summary(search: Search, cfg: SearchConfig, best: CandidateRecord, graph: Ar
         f"budget {cfg.budget}, data `{cfg.data}`.",
         "",
         f"- candidate {best.number}, hash `{best.hash}`, score {best.score:.3f}",
-        f"- proxy top-1 {m['accuracy']:.2f} % ({cfg.training.train_images} training images, {cfg.training.epochs} epoch(s), "
-        f"{search.space.proxy.resolution} px, skip_reductions {search.space.proxy.skip_reductions}; {cfg.training.val_images} validation images)",
-        f"- {m['params'] / 1e6:.3f} M params, {m['macs'] / 1e6:.1f} M MACs, peak activations {peak / 2**20:.1f} MiB "
-        f"at {search.space.deployment.resolution} px, {search.space.deployment.num_classes} classes",
     ]
+    if "accuracy" in m:
+        lines.append(f"- proxy top-1 {m['accuracy']:.2f} % ({cfg.training.train_images} training images, {cfg.training.epochs} epoch(s), "
+                     f"{search.space.proxy.resolution} px, skip_reductions {search.space.proxy.skip_reductions}; {cfg.training.val_images} validation images)")
+    lines.append(f"- {m['params'] / 1e6:.3f} M params, {m['macs'] / 1e6:.1f} M MACs, peak activations {peak / 2**20:.1f} MiB "
+                 f"at {search.space.deployment.resolution} px, {search.space.deployment.num_classes} classes")
     if "latency_ms" in m:
-        lines.append(f"- latency {m['latency_ms']:.2f} ms (torch eager, batch 1, {cfg.latency.threads} thread, median of {cfg.latency.runs}, on the machine that ran the search)")
+        spread = f", IQR {m['latency_iqr_ms']:.2f} ms" if "latency_iqr_ms" in m else ""
+        lines.append(f"- latency {m['latency_ms']:.2f} ms{spread} (inference form in {cfg.latency.backend}, batch 1, {cfg.latency.threads} thread, "
+                     f"median of {cfg.latency.runs}, on the machine that ran the search)")
     lines += ["", "## Constraints", "", "| constraint | verdict | reason |", "|---|---|---|"]
     lines += [f"| {n} | {'ok' if v['satisfied'] else 'violated'} | {v['reason']} |" for n, v in best.verdicts.items()]
     counts = status_counts(records)

@@ -3,8 +3,9 @@
 * :class:`ProbeTask`: params, MACs (by the graph's per-op rules, which equal
   fvcore's count of the built model) and latency at the deployment shape. Params
   are the built (training) form's; latency is timed on its inference form
-  (:func:`gensynth.nn.inference_form`: batch norm folded, re-parameterised), as
-  deployed. Peak activation memory, a second forward pass, is measured only for
+  (:func:`gensynth.nn.inference_form`: batch norm folded, re-parameterised,
+  exact rewrites), as deployed: in onnxruntime on its ONNX export, or torch
+  eager (``latency.backend``), median and interquartile range of the runs. Peak activation memory, a second forward pass, is measured only for
   the emitted winner. It needs no dataset, so the local executor runs it in the
   probe process;
 * :class:`TrainTask`: proxy training and validation top-1 on the executor's dataset.
@@ -23,7 +24,7 @@ from typing import Any, ClassVar, Iterator
 
 import torch
 
-from ..cost import count_params, graph_macs, measure_latency
+from ..cost import count_params, graph_macs, measure_deployed_latency, resolve_backend
 from ..data import ProxyDataset
 from ..errors import first_line
 from ..ir.serialize import from_dict
@@ -82,7 +83,7 @@ class TaskResult:
 def probe(task: ProbeTask) -> TaskResult:
     """Params and MACs of the built (training) form, latency of its inference form; never raises."""
     timings: dict[str, float] = {}
-    with _threads(task.threads), _failure_guard() as guard:
+    with torch_threads(task.threads), FailureGuard() as guard:
         start = time.perf_counter()
         graph = from_dict(task.graph)
         model = build_model(graph).eval()
@@ -91,8 +92,9 @@ def probe(task: ProbeTask) -> TaskResult:
         timings["cost_s"] = time.perf_counter() - start
         if task.latency.runs:
             start = time.perf_counter()
-            lat = measure_latency(inference_form(model), shape, runs=task.latency.runs, warmup=task.latency.warmup, threads=task.latency.threads)
-            measurements["latency_ms"] = lat.median_ms
+            lat = measure_deployed_latency(inference_form(model), shape, resolve_backend(task.latency.backend), runs=task.latency.runs,
+                                           warmup=task.latency.warmup, threads=task.latency.threads)
+            measurements |= {"latency_ms": lat.median_ms, "latency_iqr_ms": lat.iqr_ms}
             timings["latency_s"] = time.perf_counter() - start
         return TaskResult(True, measurements, timings=timings)
     return TaskResult(False, reason=guard.reason, timings=timings)
@@ -100,7 +102,7 @@ def probe(task: ProbeTask) -> TaskResult:
 
 def train(task: TrainTask, data: ProxyDataset) -> TaskResult:
     """Proxy training and validation top-1; never raises."""
-    with _threads(task.threads), _failure_guard() as guard:
+    with torch_threads(task.threads), FailureGuard() as guard:
         start = time.perf_counter()
         result = proxy_train(from_dict(task.graph), data, task.proxy, task.training, task.seed)
         measurements = {"accuracy": result.accuracy, "train_loss": result.train_loss}
@@ -109,7 +111,7 @@ def train(task: TrainTask, data: ProxyDataset) -> TaskResult:
 
 
 @contextmanager
-def _threads(n: int) -> Iterator[None]:
+def torch_threads(n: int) -> Iterator[None]:
     """Run with ``n`` intra-op threads, restoring the previous setting."""
     before = torch.get_num_threads()
     torch.set_num_threads(n)
@@ -119,12 +121,12 @@ def _threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-class _failure_guard:
+class FailureGuard:
     """Swallow a candidate's failure and keep a one-line reason (divergence, out of memory, crash)."""
 
     reason = ""
 
-    def __enter__(self) -> _failure_guard:
+    def __enter__(self) -> FailureGuard:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: Any) -> bool:

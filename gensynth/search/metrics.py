@@ -54,9 +54,16 @@ def list_metrics(pattern: str = "*") -> list[str]:
 for _m in (
     Metric("params", "parameters", "minimize", "probe", "trainable parameters at the deployment shape"),
     Metric("macs", "MACs", "minimize", "probe", "multiply-accumulates of one forward pass at the deployment shape"),
-    Metric("latency_ms", "ms", "minimize", "probe", "batch-1 latency at the deployment shape (median of the timed runs)"),
+    Metric("latency_ms", "ms", "minimize", "probe", "batch-1 latency of the inference form at the deployment shape (median of the timed runs)"),
+    Metric("latency_iqr_ms", "ms", "minimize", "probe", "the interquartile range of those timed runs (latency's spread)"),
     Metric("accuracy", "%", "maximize", "train", "proxy top-1 on the validation images"),
     Metric("train_loss", "", "minimize", "train", "mean loss of the last proxy-training epoch"),
     Metric("score", "", "maximize", "objective", "the objective's scalar (NetScore by default)"),
+    # the zero-cost screens (gensynth/search/zero_cost.py), scored at initialisation
+    Metric("zc_synflow", "", "maximize", "screen", "SynFlow (Tanaka 2020) as in Abdelfattah 2021: ln of sum |θ·∂L/∂θ|, |θ|, all-ones input, no BN"),
+    Metric("zc_naswot", "", "maximize", "screen", "NASWOT (Mellor 2021): log-determinant of the batch's Hamming kernel of activation codes"),
+    Metric("zc_jacob_cov", "", "maximize", "screen", "Jacobian covariance (Mellor 2021 v1, as Abdelfattah 2021): eigenvalue score of per-image Jacobians"),
+    Metric("zc_grad_norm", "", "maximize", "screen", "gradient norm (Abdelfattah 2021): sum of per-layer L2 norms of the cross-entropy weight gradients"),
+    Metric("zc_snip", "", "maximize", "screen", "SNIP (Lee 2019) as in Abdelfattah 2021: sum |θ·∂L/∂θ| with the cross-entropy loss"),
 ):
     register_metric(_m)

@@ -7,7 +7,8 @@ and goes on to the next stage, or stops the candidate with a reason (a failed
 task, a violated constraint, or the stage's own ``stopped`` reason). Adding
 screens or more training fidelities is a new stage here, not an edit of the loop.
 
-The built-ins are ``probe`` (params, MACs, latency) and ``train`` (proxy
+The built-ins are ``probe`` (params, MACs, latency), ``screen`` (zero-cost
+proxies at initialisation, gensynth/search/zero_cost.py) and ``train`` (proxy
 top-1). A run's stages are ``config.stages``; users register more with
 :func:`register_stage`.
 """
@@ -53,13 +54,13 @@ class EvaluationStage(ABC):
 
 
 class ProbeStage(EvaluationStage):
-    """Costs at the deployment shape: params, MACs and (when ``latency.runs`` > 0) batch-1 latency."""
+    """Costs at the deployment shape: params, MACs and (when ``latency.runs`` > 0) batch-1 latency of the inference form with its spread."""
 
     name = "probe"
 
     def __init__(self, config: SearchConfig, threads: int):
         self.latency, self.threads = config.latency, threads
-        self.measures = ("params", "macs", "latency_ms") if config.latency.runs else ("params", "macs")
+        self.measures = ("params", "macs", "latency_ms", "latency_iqr_ms") if config.latency.runs else ("params", "macs")
 
     def task(self, graph: ArchGraph) -> Task:
         return ProbeTask(to_dict(graph), self.latency, self.threads)
@@ -84,6 +85,15 @@ StageFactory = Callable[..., EvaluationStage]
 STAGES: Registry[StageFactory] = Registry("evaluation stage", entry_point_group="gensynth.stages")
 STAGES.register("probe", lambda config, space, threads: ProbeStage(config, threads), origin="built-in")
 STAGES.register("train", lambda config, space, threads: TrainStage(config, space, threads), origin="built-in")
+
+
+def _screen_stage(config: SearchConfig, space: SearchSpace, threads: int) -> EvaluationStage:
+    from .zero_cost import ScreenStage  # the proxies are imported only by runs that screen
+
+    return ScreenStage(config, space, threads)
+
+
+STAGES.register("screen", _screen_stage, origin="built-in")
 
 
 def register_stage(name: str, factory: StageFactory, override: bool = False) -> StageFactory:

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import UserError
 from ..ir.serialize import read_data_file
-from .config import SearchConfig, dump, from_mapping
+from .config import SearchConfig, dump, from_mapping, resolve, upgrade_legacy
 from .record import CandidateRecord, RecordError
 
 RESUMABLE = {"out", "budget", "max_proposals", "executor", "ray_address", "workers", "threads_per_worker", "max_retries", "export_onnx", "storage",
@@ -68,7 +68,7 @@ class RunStore:
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"{self.root}: exists and is not a directory (choose another --out)")
         if self.config_path.exists():
-            before = from_mapping(SearchConfig, read_data_file(self.config_path) or {}, str(self.config_path)).to_dict()
+            before = resolve(from_mapping(SearchConfig, upgrade_legacy(read_data_file(self.config_path) or {}), str(self.config_path))).to_dict()
             now = config.to_dict()
             for key in sorted(set(before) | set(now)):
                 if key not in RESUMABLE and before.get(key) != now.get(key):
