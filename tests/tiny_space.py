@@ -8,7 +8,7 @@ import yaml
 from gensynth.space import builtin_spaces
 
 TINY_GENES = {
-    "activation": ["relu", "hswish"], "stem.width": [8, 16], "col.count": [2, 4],
+    "activation": ["relu", "hswish"], "stem.width": [8, 16], "stem.reduce": [2], "col.count": [2, 4],
     "col.depth": [1], "col.width": [8, 16], "col.f_condense": [2, 4], "col.f_ratio": [0.25], "col.f_kernel": [3],
     "col.f_groups": [0], "col.a_condense": [2, 4], "col.a_pool": ["max"], "col.a_ratio": [0.25], "col.a_kernel": [3],
     "col.a_groups": [0], "columns.reduce": [True], "columns.downsample": ["blurpool", "avgpool", "maxpool", "strided_pwconv"],

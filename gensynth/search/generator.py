@@ -75,10 +75,13 @@ class Generator:
             self.study.tell(trial, values)
 
     def distributions(self, genome: Genome) -> dict[str, BaseDistribution]:
-        """Optuna distributions of the genes ``genome`` chose (for storing it as a trial)."""
-        chooser = ReplayChooser(genome)
+        """Optuna distributions of the genes ``genome`` chose (for storing it as a trial).
+
+        A genome recorded before a gene was added (``added_genes``) has no value, and so no distribution, for it.
+        """
+        chooser = ReplayChooser(self.space.upgrade(genome))
         walk(self.space.genes, chooser)
-        return {name: CategoricalDistribution(options) for name, options in chooser.options.items()}
+        return {name: CategoricalDistribution(options) for name, options in chooser.options.items() if name in genome}
 
     def _values(self, record: CandidateRecord) -> list[float] | None:
         """What the sampler hears: values, the placeholder for a rejection, the original's for a duplicate."""

@@ -4,7 +4,8 @@ Macro-architecture (our reading of AttendNeXt, see docs/search-space.md)::
 
     input → stem → [col0 | col1 | ... ] → merge → stage0 → stage1 → ... → head → classifier
 
-* stem: a 3×3 stride-2 convolution, optionally preceded by a blur (anti-aliased);
+* stem: a 3×3 stride-2 convolution, optionally preceded by a blur (anti-aliased),
+  optionally followed by a stride-2 blur-pool (``stem.reduce: 4``);
 * columns (1–4): parallel series of (conv | depthwise-separable conv) + DC-AC
   units from the stem to the merge; optionally each column ends with a reduction;
 * merge: concat or add, then a point-wise fuse to ``merge.width``;
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 
 MICRO = ("f_condense", "f_pool", "f_ratio", "f_kernel", "f_groups", "a_condense", "a_pool", "a_ratio", "a_kernel", "a_groups")
 GENES = {
-    "activation", "stem.width", "stem.downsample",
+    "activation", "stem.width", "stem.downsample", "stem.reduce",
     "col.count", "col.depth", "col.width", "col.unit", *(f"col.{m}" for m in MICRO),
     "columns.reduce", "columns.downsample", "merge.op", "merge.width",
     "stage.count", "stage.depth", "stage.growth", "stage.downsample", "stage.shortcut", *(f"stage.{m}" for m in MICRO),
@@ -102,7 +103,14 @@ class _DcacBuilder:
             at = _Cursor("stem.blur", at.channels)
         elif kind != "strided_conv":
             raise ValueError(f"unknown stem downsampling {kind!r} (expected 'blur_conv' or 'strided_conv')")
-        return self.conv("stem", at, "stem", self.genome["stem.width"], kernel=3, stride=2)
+        at = self.conv("stem", at, "stem", self.genome["stem.width"], kernel=3, stride=2)
+        reduce = self.genome["stem.reduce"]
+        if reduce == 4:  # anti-aliased: the columns start at 1/4 resolution, as MobileNet-style stems reach it
+            self.g.add("stem.down", "blurpool", [at.node], stride=2)
+            return _Cursor("stem.down", at.channels)
+        if reduce != 2:
+            raise ValueError(f"unknown stem reduction {reduce!r} (expected 2 or 4)")
+        return at
 
     def column(self, i: int, at: _Cursor) -> _Cursor:
         p = f"col{i}"

@@ -16,7 +16,7 @@ from .dcac import DOWNSAMPLERS, MICRO
 from .families import FAMILIES
 from .genes import Choice, Chooser, Gene, Genome, RandomChooser, Repeat, ReplayChooser, gene_names, space_size, walk
 
-_KEYS = {"name", "family", "description", "deployment", "proxy", "genes", "seed", "seed_genome"}
+_KEYS = {"name", "family", "description", "deployment", "proxy", "genes", "seed", "seed_genome", "added_genes"}
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,8 @@ class SearchSpace:
     seed_genome: Genome | None = None
     seed_path: Path | None = None
     path: Path | None = None
+    added_genes: dict[str, Any] = field(default_factory=dict)
+    """Genes added to the space after runs were recorded: the value that reproduces a genome recorded without them."""
 
     def sample(self, seed: int | random.Random) -> Genome:
         """A uniformly random genome, deterministic for ``seed``."""
@@ -127,6 +129,11 @@ class SearchSpace:
             raise UserError(f"space '{self.name}': gene '{extra[0]}' is not part of this genome")
         return replayed
 
+    def upgrade(self, genome: Genome) -> Genome:
+        """A genome recorded before some of :attr:`added_genes` existed, with their old-behaviour values filled in."""
+        missing = {name: value for name, value in self.added_genes.items() if name not in genome}
+        return walk(self.genes, ReplayChooser({**genome, **missing})) if missing else genome
+
     def to_graph(self, genome: Genome, name: str | None = None) -> ArchGraph:
         """Build and validate the architecture graph of ``genome``.
 
@@ -134,7 +141,7 @@ class SearchSpace:
         that does not fit) is a mistake in the space file: ``UserError`` naming it.
         """
         try:
-            graph = FAMILIES[self.family].build(genome, self)
+            graph = FAMILIES[self.family].build(self.upgrade(genome), self)
             graph.validate()
         except (GraphError, ValueError) as err:
             raise UserError(f"{self.path or self.name}: genome → graph: {err}") from None
@@ -198,6 +205,7 @@ def parse_space(data: Any, path: Path) -> SearchSpace:
         proxy=_dataclass(ProxyAdaptation, data.get("proxy", {}), "proxy", path),
         path=path,
     )
+    space.added_genes = _added_genes(genes, data.get("added_genes", {}), path)
     if "seed_genome" in data:
         space.seed_genome = _seed_genome(space, data["seed_genome"], path)
     if "seed" in data:
@@ -205,6 +213,19 @@ def parse_space(data: Any, path: Path) -> SearchSpace:
         if not space.seed_path.is_file():
             raise UserError(f"{path}: key 'seed': no such file {space.seed_path}")
     return space
+
+
+def _added_genes(genes: tuple[Gene, ...], raw: Any, path: Path) -> dict[str, Any]:
+    """``added_genes``: a mapping of a top-level gene to one of its options."""
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: key 'added_genes' must be a mapping of gene → the value genomes recorded without it had")
+    choices = {gene.name: gene.options for gene in genes if isinstance(gene, Choice)}
+    for name, value in raw.items():
+        if name not in choices:
+            raise UserError(f"{path}: key 'added_genes.{name}': not a top-level gene of this space (expected one of: {', '.join(choices)})")
+        if value not in choices[name]:
+            raise UserError(f"{path}: key 'added_genes.{name}': {value!r} is not one of its options {list(choices[name])}")
+    return dict(raw)
 
 
 def _seed_genome(space: SearchSpace, genome: Any, path: Path) -> Genome:
