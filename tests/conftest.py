@@ -7,11 +7,24 @@ runs two single-thread worker processes instead of one two-thread process.
 """
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from gensynth.ir import ArchGraph
 from gensynth.space import SearchSpace, load_space
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n 2``) each worker is one process with one torch thread.
+
+    Two single-thread processes out-run one two-thread process on 2 cores; a worker
+    with as many threads as cores would oversubscribe them (up to 100x slower).
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -107,8 +107,9 @@ def sweep_chunk(seeds: list[int], macs_every: int) -> tuple[list[str], float]:
 
 
 def run_sweep(seeds: range, workers: int | None = None) -> list[str]:
-    """Check ``seeds`` in ``workers`` single-thread processes (default: 2, or 1 on a 1-core machine)."""
-    workers = workers or max(1, min(2, os.cpu_count() or 1))
+    """Check ``seeds`` in ``workers`` single-thread processes (default: 2, or 1 on a 1-core machine or under xdist)."""
+    # under pytest-xdist the other core already runs a test worker
+    workers = workers or (1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(2, os.cpu_count() or 1)))
     chunks = [list(seeds[i::20]) for i in range(20)]
     start, cpu = time.perf_counter(), 0.0
     failures: list[str] = []
