@@ -109,8 +109,8 @@ class _Page:
     @property
     def latency(self) -> str:
         lat = self.config.latency
-        return (f"torch eager, {self.deployment}, {lat.threads} thread(s), {lat.warmup} warm-up run(s), median of {lat.runs} timed runs, "
-                "on the machine that ran the search")
+        return (f"the inference form in {lat.backend}, {self.deployment}, {lat.threads} thread(s), {lat.warmup} warm-up run(s), "
+                f"median of {lat.runs} timed runs (± half their interquartile range), on the machine that ran the search")
 
     def measured_as(self, name: str) -> str:
         """How the metric ``name`` was measured in this run."""

@@ -46,4 +46,6 @@ def row(record: Record) -> dict[str, str]:
     for name, header, divisor, fmt in COLUMNS:
         metric(name)  # every column is a declared metric
         cells[header] = format(m[name] / divisor, fmt) if name in m else "–"
+    if "latency_iqr_ms" in m:  # latency carries its spread: median ± half the interquartile range of the timed runs
+        cells["latency ms"] += f" ± {m['latency_iqr_ms'] / 2:.2f}"
     return cells
