@@ -22,35 +22,16 @@ from pathlib import Path
 
 import torch
 
+from gensynth.calibrate import feasible_architectures  # rules 1-3, distinct by structural hash
 from gensynth.compare import interleaved_latency, machine, onnx_call
-from gensynth.constraint import Candidate
 from gensynth.cost import count_params, export_onnx, graph_macs
 from gensynth.nn import build_model, inference_form
-from gensynth.plugins import instantiate
 from gensynth.references import load_reference
-from gensynth.search.config import DEFAULT_CONSTRAINTS
 from gensynth.space import load_space
 
 OUT = Path(__file__).resolve().parent / "results" / "bench_latency.json"
 RUNTIMES = ("torch", "onnxruntime")
 FORMS = ("training", "inference")
-
-
-def feasible_architectures(n: int, first_seed: int) -> dict[str, object]:
-    """``n`` distinct random dcac graphs that keep rules 1-3, by sampling seeds from ``first_seed`` on."""
-    space = load_space("dcac")
-    rules = [instantiate(name) for name in DEFAULT_CONSTRAINTS]
-    found: dict[str, object] = {}
-    seed = first_seed
-    while len(found) < n:
-        genome = space.sample(seed)
-        seed += 1
-        graph = space.to_graph(genome)
-        digest = graph.structural_hash()
-        candidate = Candidate(genome, graph, digest)
-        if digest not in found and all(rule.check(candidate).satisfied for rule in rules):
-            found[digest] = graph
-    return found
 
 
 def quantiles(values: list[float]) -> dict[str, float]:

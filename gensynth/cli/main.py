@@ -7,11 +7,11 @@ from typing import NoReturn, Sequence
 
 from .. import __version__, interrupts
 from ..errors import UserError
-from . import (compare_cmd, constraints_cmd, experiments_cmd, export_cmd, inspect_cmd, references_cmd, report_cmd, runs_cmd, search_cmd,
-               show_cmd, spaces_cmd)
+from . import (calibrate_cmd, compare_cmd, constraints_cmd, experiments_cmd, export_cmd, inspect_cmd, references_cmd, report_cmd,
+               runs_cmd, search_cmd, show_cmd, spaces_cmd)
 
 COMMANDS = (search_cmd, show_cmd, runs_cmd, report_cmd, spaces_cmd, inspect_cmd, compare_cmd, constraints_cmd, export_cmd, experiments_cmd,
-            references_cmd)
+            references_cmd, calibrate_cmd)
 
 
 class Parser(argparse.ArgumentParser):
