@@ -4,7 +4,8 @@ In one process: MobileNetV3-L from the zoo, the AttendNeXt seed and ``--n`` rand
 of the ``dcac`` space that keep rules 1-3 (columnar, pointwise_strided,
 antialiased_downsampling), each in its training form and its inference form (batch norm
 folded, exact DC-AC rewrites), in torch eager and onnxruntime; 224 px, batch 1, one thread,
-all timed in interleaved rounds so the machine's drift hits all alike. Each architecture's
+all timed in interleaved rounds so the machine's drift hits all alike (torch: channels-last, as
+gensynth.cost.torch_call deploys). Each architecture's
 latency is divided by MobileNetV3-L's inference form in the same runtime; the summary gives
 the minimum, quartiles and median of those ratios per form and runtime. Writes
 ``experiments/results/bench_latency.json``; docs/benchmarks.md quotes it.
@@ -24,7 +25,7 @@ import torch
 
 from gensynth.calibrate import feasible_architectures  # rules 1-3, distinct by structural hash
 from gensynth.compare import interleaved_latency, machine, onnx_call
-from gensynth.cost import count_params, export_onnx, graph_macs
+from gensynth.cost import count_params, export_onnx, graph_macs, torch_call
 from gensynth.nn import build_model, inference_form
 from gensynth.references import load_reference
 from gensynth.space import load_space
@@ -50,14 +51,13 @@ def main() -> None:
     started = time.perf_counter()
     graphs = {"mobilenetv3_large": load_reference("mobilenetv3_large"), "attendnext_seed": load_space("dcac").seed_graph()}
     graphs |= {f"random_{digest}": graph for digest, graph in feasible_architectures(args.n, args.seed).items()}
-    x = torch.randn(1, 3, 224, 224)
     calls, costs = {}, {}
     with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
         for name, graph in graphs.items():
             model = build_model(graph).eval()
             costs[name] = {"params": count_params(model), "macs": sum(graph_macs(graph).values())}
             for form, variant in (("training", model), ("inference", inference_form(model))):
-                calls[(name, form, "torch")] = (lambda m: lambda: m(x))(variant)
+                calls[(name, form, "torch")] = torch_call(variant, (3, 224, 224))
                 path = export_onnx(variant, (3, 224, 224), Path(tmp) / f"{len(calls)}.onnx")
                 calls[(name, form, "onnxruntime")] = onnx_call(path, threads=1)
         spreads = interleaved_latency(calls, rounds=args.rounds, runs=args.runs, warmup=2)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from gensynth.compare import interleaved_latency, machine, onnx_call
-from gensynth.cost import export_onnx
+from gensynth.cost import export_onnx, torch_call
 from gensynth.nn import build_model, fold_batchnorms, inference_form
 from gensynth.references import load_reference
 from gensynth.space import load_space
@@ -40,12 +40,11 @@ def main() -> None:
     torch.manual_seed(0)
     graphs = {"attendnext_seed": load_space("dcac").seed_graph(), "mobilenetv3_large": load_reference("mobilenetv3_large")}
     shape = (1, 3, 224, 224)
-    x = torch.randn(shape)
     calls = {}
     with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():
         for name, graph in graphs.items():
             for form, model in forms(build_model(graph)).items():
-                calls[(name, form, "torch")] = (lambda m: lambda: m(x))(model)
+                calls[(name, form, "torch")] = torch_call(model, (3, 224, 224))
                 path = export_onnx(model, shape[1:], Path(tmp) / f"{name}-{form}.onnx")
                 calls[(name, form, "onnxruntime")] = onnx_call(path, threads=1)
         spreads = interleaved_latency(calls, rounds=args.rounds, runs=args.runs, warmup=3)

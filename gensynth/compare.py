@@ -33,7 +33,7 @@ from typing import Literal
 
 import torch
 
-from .cost import count_params, export_onnx, graph_macs
+from .cost import count_params, export_onnx, graph_macs, torch_call
 from .data import load_dataset
 from .errors import UserError
 from .ir import ArchGraph, load
@@ -167,8 +167,8 @@ def compare(models: Sequence[Model], config: SearchConfig, *, seeds: int = 2, ro
         for model in models:
             built = build_model(model.graph)
             rows.append(Row(model, count_params(built), sum(graph_macs(model.graph).values())))
-            deployed, x = inference_form(built), torch.randn(1, *model.graph.input_shape())
-            calls[model.label, "torch"] = lambda deployed=deployed, x=x: deployed(x)
+            deployed = inference_form(built)
+            calls[model.label, "torch"] = torch_call(deployed, model.graph.input_shape())
             if onnx:
                 calls[model.label, "onnx"] = onnx_call(export_onnx(deployed, model.graph.input_shape(), Path(tmp) / f"{len(calls)}.onnx"),
                                                         latency.threads)
@@ -183,7 +183,8 @@ def compare(models: Sequence[Model], config: SearchConfig, *, seeds: int = 2, ro
     for row in rows:
         row.torch, row.onnx = spreads[row.model.label, "torch"], spreads.get((row.model.label, "onnx"))
     setup = {"command": command, "machine": machine(latency.threads),
-             "latency": (f"batch 1 at each model's deployment shape, inference form (batch norm folded, re-parameterised), "
+             "latency": (f"batch 1 at each model's deployment shape, inference form (batch norm folded, re-parameterised; "
+                         "channels-last in torch), "
                          f"{latency.threads} thread; warm-up {latency.warmup} calls, then {rounds} interleaved rounds of {runs} calls "
                          "per model and backend; median of the round medians, IQR of the round medians"),
              "costs": "params of the training form; MACs (conv, linear, matmul) from the graph's per-op rules at the deployment shape"}

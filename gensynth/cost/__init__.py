@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .analytic import graph_macs
-from .latency import BACKENDS, LatencyReport, measure_deployed_latency, measure_latency, measure_onnx_latency, resolve_backend
+from .latency import BACKENDS, LatencyReport, measure_deployed_latency, measure_latency, measure_onnx_latency, resolve_backend, torch_call
 from .macs import MacReport, UnsupportedOperatorError, count_macs
 from .memory import peak_activation_bytes
 from .onnx_export import export_onnx
@@ -23,4 +23,5 @@ __all__ = [
     "measure_onnx_latency",
     "peak_activation_bytes",
     "resolve_backend",
+    "torch_call",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import math
 import statistics
@@ -58,6 +59,18 @@ def _time(call: Callable[[], object], runs: int, warmup: int) -> tuple[float, fl
     return statistics.median(times), times[math.ceil(0.9 * runs) - 1], times[0], q3 - q1
 
 
+def torch_call(model: nn.Module, input_shape: tuple[int, int, int]) -> Callable[[], torch.Tensor]:
+    """One batch-1 inference of an eval-mode copy of ``model`` as deployed on a CPU in torch eager.
+
+    Weights and input are in the channels-last memory format, the layout oneDNN's convolutions
+    prefer: the same function, without a layout conversion around every convolution (measured
+    in docs/blocks.md, "Where the time goes"). Call it under ``torch.inference_mode()``.
+    """
+    deployed = copy.deepcopy(model).eval().to(memory_format=torch.channels_last)
+    x = torch.randn(1, *input_shape).contiguous(memory_format=torch.channels_last)
+    return lambda: deployed(x)
+
+
 def measure_latency(
     model: nn.Module,
     input_shape: tuple[int, int, int],
@@ -65,17 +78,15 @@ def measure_latency(
     warmup: int = 5,
     threads: int = 1,
 ) -> LatencyReport:
-    """Time batch-1 eval-mode inference with ``threads`` intra-op threads."""
-    x = torch.randn(1, *input_shape)
-    was_training, old_threads = model.training, torch.get_num_threads()
-    model.eval()
+    """Time batch-1 eval-mode inference in torch eager (:func:`torch_call`) with ``threads`` intra-op threads."""
+    old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
+        call = torch_call(model, input_shape)
         with torch.inference_mode():
-            stats = _time(lambda: model(x), runs, warmup)
+            stats = _time(call, runs, warmup)
     finally:
         torch.set_num_threads(old_threads)
-        model.train(was_training)
     return LatencyReport(*stats, runs=runs, threads=threads)
 
 
