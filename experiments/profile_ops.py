@@ -2,7 +2,8 @@
 
 For MobileNetV3-L, the AttendNeXt seed and the fastest-by-design architecture of the ``dcac`` space
 (``stem.reduce: 4``, 8-wide columns, ``f_condense: 8``), at 224 px, batch 1, one thread: each op
-type's share of the summed kernel time, and the number of kernels run per inference. Writes
+type's share of the summed kernel time, and the number of kernels run per inference; torch both
+channels-last (as deployed) and in NCHW. Writes
 ``experiments/results/profile_ops.json``; docs/blocks.md quotes it.
 
     python experiments/profile_ops.py [--runs 30]
@@ -19,7 +20,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from gensynth.compare import machine
-from gensynth.cost import export_onnx
+from gensynth.cost import export_onnx, torch_call
 from gensynth.ir.graph import ArchGraph
 from gensynth.nn import build_model, inference_form
 from gensynth.references import load_reference
@@ -66,14 +67,14 @@ def onnxruntime_profile(model: torch.nn.Module, folder: Path, runs: int) -> dict
     return {"kernels_per_run": len(kernels) / runs, "ms_per_run": round(sum(durations.values()) / runs, 3), "ops": shares(durations, runs)}
 
 
-def torch_profile(model: torch.nn.Module, runs: int) -> dict:
-    x = torch.randn(1, 3, 224, 224)
+def torch_profile(model: torch.nn.Module, runs: int, channels_last: bool) -> dict:
+    call = torch_call(model, (3, 224, 224)) if channels_last else (lambda x=torch.randn(1, 3, 224, 224): model(x))
     with torch.inference_mode():
         for _ in range(5):
-            model(x)
+            call()
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             for _ in range(runs):
-                model(x)
+                call()
     durations = {e.key: e.self_cpu_time_total / 1e3 for e in prof.key_averages() if e.key.startswith("aten::")}
     calls = sum(e.count for e in prof.key_averages() if e.key.startswith("aten::"))
     return {"aten_calls_per_run": calls / runs, "ms_per_run": round(sum(durations.values()) / runs, 3), "ops": dict(list(shares(durations, runs).items())[:12])}
@@ -91,7 +92,9 @@ def main() -> None:
             model = inference_form(build_model(graph).eval())
             folder = Path(tmp) / name
             folder.mkdir()
-            results[name] = {"onnxruntime": onnxruntime_profile(model, folder, args.runs), "torch": torch_profile(model, args.runs)}
+            results[name] = {"onnxruntime": onnxruntime_profile(model, folder, args.runs),
+                             "torch": torch_profile(model, args.runs, channels_last=True),
+                             "torch_nchw": torch_profile(model, args.runs, channels_last=False)}
             top = list(results[name]["onnxruntime"]["ops"].items())[:5]
             print(f"{name:18} ORT {results[name]['onnxruntime']['ms_per_run']:.2f} ms/run in kernels, "
                   + ", ".join(f"{op} {v['share']:.0%}" for op, v in top))
@@ -99,7 +102,8 @@ def main() -> None:
     OUT.write_text(json.dumps({
         "command": f"python experiments/profile_ops.py --runs {args.runs}", "machine": machine(threads=1),
         "protocol": "224 px, batch 1, one thread, inference form; onnxruntime: summed *_kernel_time events per op type "
-                    "(layout reorders included); torch: self CPU time per aten op under torch.profiler",
+                    "(layout reorders included); torch: self CPU time per aten op under torch.profiler, channels-last as "
+                    "gensynth.cost.torch_call deploys (torch_nchw: the same in NCHW)",
         "results": results,
     }, indent=1) + "\n")
     print(f"wrote {OUT}")

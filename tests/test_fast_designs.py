@@ -85,7 +85,8 @@ def test_an_unknown_backend_is_refused_naming_the_key():
 
 
 def test_configs_written_before_backends_existed_read_as_torch(tmp_path):
-    assert upgrade_legacy({"latency": {"runs": 3, "onnx": False}}) == {"latency": {"runs": 3, "backend": "torch"}}
+    assert upgrade_legacy({"latency": {"runs": 3, "onnx": False}, "workers": 2}) == {"latency": {"runs": 3, "backend": "torch"}, "workers": 1}
+    assert upgrade_legacy({"latency": {"onnx": False}, "executor": "ray", "workers": 2})["workers"] == 2
     path = tmp_path / "old.yaml"
     path.write_text("latency: {runs: 2, warmup: 0, threads: 1, onnx: false}\n")
     assert load_config(path, {}).latency.backend == "torch"
@@ -106,3 +107,23 @@ def test_deployed_latency_names_its_backend(one_thread):
     assert measure_deployed_latency(model, (3, 32, 32), "torch", runs=3, warmup=0).backend == "torch"
     with pytest.raises(ValueError, match="unknown latency backend 'tvm'"):
         measure_deployed_latency(model, (3, 32, 32), "tvm", runs=3, warmup=0)
+
+
+def test_the_committed_hand_design_keeps_rules_1_to_3_in_4m_params_as_its_script_writes_it(tmp_path, monkeypatch):
+    import importlib.util
+    from pathlib import Path
+
+    from gensynth.cost import count_params
+    from gensynth.ir.serialize import load
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("make_fast_design", root / "experiments" / "make_fast_design.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(script, "OUT", tmp_path / "hand.yaml")
+    script.main()
+    committed = load(root / "experiments" / "results" / "fast_dcac" / "hand_designed.yaml")
+    assert load(tmp_path / "hand.yaml").structural_hash() == committed.structural_hash()
+    assert count_params(build_model(committed)) <= 4.0e6
+    candidate = Candidate({}, committed, committed.structural_hash())
+    assert all(instantiate(rule).check(candidate).satisfied for rule in RULES_1_TO_3)
