@@ -27,6 +27,11 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(1)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``first`` (the longest) run before the others, so that parallel workers end together."""
+    items.sort(key=lambda item: item.get_closest_marker("first") is None)
+
+
 @pytest.fixture
 def one_thread():
     """Run the test with one intra-op torch thread; restore the previous setting after."""

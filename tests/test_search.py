@@ -321,7 +321,7 @@ def test_diverging_training_is_recorded_and_counts(tiny, tmp_path, monkeypatch):
 
     monkeypatch.setattr(training_module.nn, "CrossEntropyLoss", NanLoss)
     out = tmp_path / "run"
-    result = search(tiny, out, budget=2)
+    result = search(tiny, out, budget=2, workers=1)  # one worker trains in this process, where the patch is
     assert result.evaluated == 2 and result.feasible == 0 and result.best is None
     done = inquired(records(out))
     assert len(done) == 2
@@ -345,7 +345,7 @@ def test_crashing_training_is_recorded_and_the_search_goes_on(tiny, tmp_path, mo
 
     monkeypatch.setattr(inquisitor, "proxy_train", crash_once)
     out = tmp_path / "run"
-    result = search(tiny, out, budget=3)
+    result = search(tiny, out, budget=3, workers=1)  # one worker trains in this process, where the patch is
     assert result.evaluated == 3
     done = inquired(records(out))
     assert [r["status"] for r in done] == ["failed", "evaluated", "evaluated"]

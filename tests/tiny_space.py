@@ -40,9 +40,10 @@ def write_tiny_space(folder: Path) -> Path:
 
 TINY_PROTOCOL = {
     "training": {"train_images": 64, "val_images": 50, "batch_size": 32},
-    "latency": {"runs": 1, "warmup": 0},
+    "latency": {"runs": 1, "warmup": 0, "backend": "torch"},  # no ONNX export per candidate; tests/test_fast_designs.py times onnxruntime
     "export_onnx": False,
     "report": False,  # ~5 s a run; tests/test_search_cli.py's e2e run writes one
+    "workers": 1,  # no worker processes to start (~3 s each) per test search; tests/test_worker_pool.py runs the pool
 }
 
 

@@ -44,7 +44,8 @@ def run_search(config: SearchConfig, constraints: Sequence[ConstraintRef] = (), 
     objective = make_objective(config.objective)
     configured = [instantiate(ref, options) for ref, options in constraint_specs(config)]
     engine = ConstraintEngine(configured + [instantiate(c) for c in constraints])
-    threads = config.threads_per_worker if config.executor == "ray" else torch.get_num_threads()
+    pooled = config.executor == "ray" or (config.executor == "local" and config.workers > 1)
+    threads = config.threads_per_worker if pooled else torch.get_num_threads()  # one local worker trains in this process
     stages = make_stages(config, space, threads)
     check_measurable(objective, engine, stages, config)
     sampler = make_sampler(config.sampler, config.seed, objective.directions, config.history)

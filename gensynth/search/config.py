@@ -82,7 +82,7 @@ class SearchConfig:
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     executor: str = "local"
     ray_address: str = ""
-    workers: int = 2
+    workers: int = 0  # 0: the executor's default (resolve_workers)
     threads_per_worker: int = 1
     max_retries: int = 2
     storage: str = ""
@@ -109,7 +109,7 @@ MAX_SEED = 2**32 - 1
 
 # the least value of each integer setting (types are checked before values)
 _AT_LEAST = {
-    "budget": 1, "history": 0, "workers": 1, "threads_per_worker": 1, "max_retries": 0, "max_proposals": 0,
+    "budget": 1, "history": 0, "workers": 0, "threads_per_worker": 1, "max_retries": 0, "max_proposals": 0,
     "training.epochs": 1, "training.train_images": 1, "training.val_images": 1, "training.batch_size": 1,
     "latency.runs": 0, "latency.warmup": 0, "latency.threads": 1,
 }
@@ -289,16 +289,38 @@ def _resolved_backend(backend: str) -> str:
 
 
 def resolve(config: SearchConfig) -> SearchConfig:
-    """A copy of ``config`` with ``latency.backend: auto`` replaced by the backend it means on this machine."""
+    """A copy of ``config`` with ``latency.backend: auto`` and ``workers: 0`` replaced by what they mean on this machine."""
     latency = dataclasses.replace(config.latency, backend=_resolved_backend(config.latency.backend))
-    return dataclasses.replace(config, latency=latency)
+    return dataclasses.replace(config, latency=latency, workers=resolve_workers(config))
+
+
+LOCAL_WORKERS = 2
+"""The most workers ``workers: 0`` gives the local executor (measured on 2 cores only; ask for more with ``workers``)."""
+
+
+def resolve_workers(config: SearchConfig) -> int:
+    """``workers``, or for 0 the executor's default: ``local``, this machine's usable cores up to :data:`LOCAL_WORKERS`; otherwise 2."""
+    if config.workers:
+        return config.workers
+    return min(usable_cores(), LOCAL_WORKERS) if config.executor == "local" else 2
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which containers and ``taskset`` narrow)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 def upgrade_legacy(data: Any) -> Any:
-    """Config data as this version reads it: configs written before ``latency.backend`` said ``latency.onnx: false`` (timed in torch)."""
+    """Config data as this version reads it: configs written before ``latency.backend`` said ``latency.onnx: false``
+    (timed in torch) and ran the local executor with one worker."""
     latency = data.get("latency") if isinstance(data, dict) else None
     if isinstance(latency, dict) and "onnx" in latency and "backend" not in latency:
         data["latency"] = {**{k: v for k, v in latency.items() if k != "onnx"}, "backend": "onnxruntime" if latency["onnx"] else "torch"}
+        if data.get("executor", "local") == "local":
+            data["workers"] = 1  # the local executor then had one worker whatever 'workers' said (it was Ray's setting)
     return data
 
 

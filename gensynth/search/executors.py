@@ -13,7 +13,7 @@ from typing import Any, Callable
 from ..data import ProxyDataset
 from ..errors import UserError, first_line
 from ..registry import Registry
-from .config import SearchConfig
+from .config import SearchConfig, resolve_workers
 from .inquisitor import TaskResult
 from .probe_process import ProbeProcess
 from .stages import Task
@@ -29,6 +29,11 @@ class Executor(ABC):
     """
 
     capacity: int = 1
+    ordered: bool = False
+    """True: the loop records candidates in proposal order, keeps ``max(capacity, 2)`` of them unrecorded (one
+    proposed ahead of the oldest, which starts at once when a worker is free) and proposes only at fixed points,
+    so a seeded run never depends on which task finishes first. False (Ray): candidates are recorded as they
+    finish, ``capacity`` of them in flight and one proposed ahead."""
 
     @abstractmethod
     def start(self, data: ProxyDataset | None) -> None:
@@ -58,8 +63,11 @@ class LocalExecutor(Executor):
     """One task at a time: tasks that need the dataset run in this process when submitted, others in a probe process.
 
     While a probe runs, :meth:`wait` is the only call that blocks, so the driver
-    proposes meanwhile; a sequential run stays deterministic.
+    proposes meanwhile; a sequential run stays deterministic. The local executor
+    with more than one worker is :class:`~gensynth.search.worker_pool.WorkerPool`.
     """
+
+    ordered = True
 
     def start(self, data: ProxyDataset | None) -> None:
         self.data = data
@@ -171,10 +179,21 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         raise UserError(f"--ray-address {address}: no Ray cluster answers there ({err.strerror or err})") from None
 
 
+def _local(config: SearchConfig) -> Executor:
+    """One worker: training in this process, probes in a probe process; more: a pool of single-task worker processes."""
+    workers = resolve_workers(config)
+    if workers == 1:
+        return LocalExecutor()
+    from .worker_pool import WorkerPool  # imports this module
+
+    return WorkerPool(workers, config.threads_per_worker)
+
+
 ExecutorFactory = Callable[[SearchConfig], Executor]
 EXECUTORS: Registry[ExecutorFactory] = Registry("executor", entry_point_group="gensynth.executors")
-EXECUTORS.register("local", lambda config: LocalExecutor(), origin="built-in")
-EXECUTORS.register("ray", lambda config: RayExecutor(config.ray_address, config.workers, config.threads_per_worker, config.max_retries), origin="built-in")
+EXECUTORS.register("local", _local, origin="built-in")
+EXECUTORS.register("ray", lambda config: RayExecutor(config.ray_address, resolve_workers(config), config.threads_per_worker, config.max_retries),
+                   origin="built-in")
 
 
 def register_executor(name: str, factory: ExecutorFactory, override: bool = False) -> ExecutorFactory:

@@ -38,13 +38,23 @@ if TYPE_CHECKING:
 
 
 LOOKAHEAD = 20
-"""Proposals the driver makes ahead of the result in flight (a deterministic bound: same run, same sequence).
+"""Proposals the driver makes ahead of the oldest unrecorded candidate (a deterministic bound: same run, same sequence).
 A sampler may ask for fewer with a ``lookahead`` attribute (NSGA-II: 1)."""
 
 
 @dataclass
+class _Outcome:
+    """How a candidate's evaluation ended, kept until its turn to be recorded."""
+
+    status: Status
+    reason: str = ""
+    stage: str = ""
+    weights: bytes | None = None
+
+
+@dataclass
 class _Pending:
-    """A candidate in the inquisitor's hands: ``stage`` indexes the next stage to report."""
+    """A proposed candidate not yet recorded: ``stage`` indexes the next stage to report; ``outcome`` is set when it ends."""
 
     number: int
     genome: dict[str, Any]
@@ -56,9 +66,21 @@ class _Pending:
     measurements: dict[str, float] = field(default_factory=dict)
     verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    submitted: bool = False
+    outcome: _Outcome | None = None
 
     def candidate(self) -> Candidate:
         return Candidate(self.genome, self.graph, self.hash, self.measurements)
+
+    @property
+    def running(self) -> bool:
+        return self.submitted and self.outcome is None
+
+    def end(self, outcome: _Outcome) -> bool:
+        """Set how the evaluation ended (its total time stops now, however long it waits to be recorded); False."""
+        self.outcome = outcome
+        self.timings["total_s"] = time.perf_counter() - self.started
+        return False
 
 
 @dataclass
@@ -93,6 +115,7 @@ class Search:
         self.records: list[CandidateRecord] = []
         self.seen: dict[str, CandidateRecord] = {}
         self.best: CandidateRecord | None = None
+        self._looked_ahead = False  # whether the loop proposed ahead since the last record
 
     def run(self) -> RunResult:
         """Run until the budget is spent, the proposal cap is reached or ``timeout`` seconds have passed."""
@@ -137,37 +160,70 @@ class Search:
     def _loop(self) -> bool:
         """Keep the executor busy until the budget is spent; True when the proposal cap stopped it first.
 
-        While the executor works in the background the driver prepares the next
-        candidate (in a sequential run, at the same point every time), then
-        writes the storage mirror until a result is ready. It proposes at most
-        ``lookahead`` ahead: a sampler must not go on without the result in
-        flight for long (NSGA-II, which breeds only from finished trials,
-        otherwise never saw its one feasible parent). Past the timeout no
-        candidate starts; those in flight finish.
+        The window holds the proposed candidates not yet recorded, in proposal
+        order: all but one are proposed whatever it takes; the last is proposed
+        ahead while the executor works in the background, with at most
+        ``lookahead`` asks, once between two records (a sampler must not go on
+        without the results in flight for long: NSGA-II, which breeds only from
+        finished trials, otherwise never saw its one feasible parent). With an
+        :attr:`~Executor.ordered` executor candidates are recorded in proposal
+        order, so proposals and records interleave the same way whichever task
+        finishes first, and one worker or two give the sampler the same sequence.
+        Past the timeout no candidate starts; those in flight finish.
         """
-        executor, in_flight, ready = self.executor, {}, None
+        executor, window = self.executor, {}
+        size = max(executor.capacity, 2) if executor.ordered else executor.capacity + 1
         with self.progress:
             while True:
                 interrupts.check()
-                while len(in_flight) < executor.capacity and self._room(len(in_flight)):
-                    pending, ready = ready or self._next_candidate(), None
-                    if pending is None:
-                        break
-                    in_flight[pending.number] = pending
-                    executor.submit(pending.number, self.stages[0].task(pending.graph))
-                if not in_flight:
+                while self._record_next(window):
+                    self._fill(window, size)  # between two records, as one worker would: the same sequence of asks and tells
+                self._fill(window, size)
+                if not any(p.running for p in window.values()):
                     return self.generator.proposals >= self.proposal_cap and self.evaluated < self.budget
-                if executor.runs_in_background:
-                    if ready is None and self._room(len(in_flight)):
-                        ready = self._next_candidate(limit=self.lookahead)
-                    if self.mirror:
-                        self.mirror.flush(stop=executor.has_results)
+                if executor.runs_in_background and self.mirror:
+                    self.mirror.flush(stop=executor.has_results)
                 for number, result in executor.wait():
-                    pending = in_flight[number]
+                    pending = window[number]
                     if self._advance(pending, result):
                         executor.submit(number, self.stages[pending.stage].task(pending.graph))
-                    else:
-                        del in_flight[number]
+
+    def _fill(self, window: dict[int, _Pending], size: int) -> None:
+        """Propose up to ``size - 1`` candidates, submit those that may start, then propose one ahead if it is time."""
+        while len(window) < size - 1 and self._room(len(window)) and (pending := self._next_candidate()):
+            window[pending.number] = pending
+        self._submit(window)
+        if window and len(window) < size and not self._looked_ahead and self.executor.runs_in_background and self._room(len(window)):
+            self._looked_ahead = True
+            if pending := self._next_candidate(limit=self.lookahead):
+                window[pending.number] = pending
+                self._submit(window)
+
+    def _submit(self, window: dict[int, _Pending]) -> None:
+        """Hand each waiting candidate's first stage to the executor, in order, while it has room and the run has budget and time."""
+        running = sum(p.running for p in window.values())
+        inquired = sum(p.submitted for p in window.values())
+        for pending in window.values():
+            if pending.submitted:
+                continue
+            if running >= self.executor.capacity or not self._room(inquired):
+                return
+            pending.submitted, running, inquired = True, running + 1, inquired + 1
+            self.executor.submit(pending.number, self.stages[0].task(pending.graph))
+
+    def _record_next(self, window: dict[int, _Pending]) -> bool:
+        """Record the oldest candidate if it has ended (with an unordered executor, the oldest that has ended); True if one was."""
+        if self.executor.ordered:
+            pending = next(iter(window.values()), None)
+        else:
+            pending = next((p for p in window.values() if p.outcome), None)
+        if pending is None or pending.outcome is None:
+            return False
+        del window[pending.number]
+        outcome = pending.outcome
+        self._finish(pending, outcome.status, outcome.reason, stage=outcome.stage, inquired=True, weights=outcome.weights)
+        self._looked_ahead = False
+        return True
 
     def _next_candidate(self, limit: int = 0) -> _Pending | None:
         """Propose until a new, structurally feasible candidate comes up; None at the proposal cap, the timeout,
@@ -202,35 +258,33 @@ class Search:
         return pending
 
     def _advance(self, pending: _Pending, result: TaskResult) -> bool:
-        """Take a stage's result; True when the candidate goes on to the next stage."""
+        """Take a stage's result; True when the candidate goes on to the next stage, else its outcome is set."""
         stage = self.stages[pending.stage]
         pending.stage += 1
         pending.timings.update(result.timings)
         pending.stages[stage.name] = {"measurements": dict(result.measurements), "timings": dict(result.timings)}
         if not result.ok:
-            self._finish(pending, Status.FAILED, f"{stage.name}: {result.reason}", stage=stage.name, inquired=True)
-            return False
+            return pending.end(_Outcome(Status.FAILED, f"{stage.name}: {result.reason}", stage.name))
         pending.measurements.update(result.measurements)
         if result.stopped:
-            self._finish(pending, Status.REJECTED, f"{stage.name}: {result.stopped}", stage=stage.name, inquired=True)
-            return False
+            return pending.end(_Outcome(Status.REJECTED, f"{stage.name}: {result.stopped}", stage.name))
         last = pending.stage == len(self.stages)
         if last:
             pending.measurements["score"] = self.objective.scalar(pending.measurements)
         judgement = self.engine.judge(pending.candidate(), "measured", skip=set(pending.verdicts))
         pending.verdicts.update(judgement.verdicts)
         if judgement.error:
-            self._finish(pending, Status.FAILED, judgement.error, stage=stage.name, inquired=True)
-        elif not judgement.feasible:
-            self._finish(pending, Status.REJECTED, f"{stage.name}: " + _failed_reasons(judgement.verdicts), stage=stage.name, inquired=True)
-        elif last:
-            self._finish(pending, Status.EVALUATED, "", inquired=True, weights=result.weights)
-        return not last and judgement.feasible
+            return pending.end(_Outcome(Status.FAILED, judgement.error, stage.name))
+        if not judgement.feasible:
+            return pending.end(_Outcome(Status.REJECTED, f"{stage.name}: " + _failed_reasons(judgement.verdicts), stage.name))
+        if last:
+            return pending.end(_Outcome(Status.EVALUATED, weights=result.weights))
+        return True
 
     # -- recording ------------------------------------------------------------------------------
     def _finish(self, p: _Pending, status: Status, reason: str, stage: str = "", inquired: bool = False, weights: bytes | None = None) -> None:
         evaluated = status is Status.EVALUATED
-        p.timings["total_s"] = time.perf_counter() - p.started
+        p.timings.setdefault("total_s", time.perf_counter() - p.started)
         record = CandidateRecord(
             number=p.number, hash=p.hash, status=status, genome=p.genome, rejected_at=stage, reason=reason, inquired=inquired,
             feasible=evaluated and all(v["satisfied"] for v in p.verdicts.values()),

@@ -1,0 +1,67 @@
+"""Small picklable tasks for tests/test_worker_pool.py: the pool's worker processes import this module by name.
+
+They find it because the tests put ``tests/`` on ``PYTHONPATH``, which the workers inherit.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from gensynth.search.inquisitor import TaskResult
+
+
+@dataclass
+class Sleep:
+    """Sleeps ``seconds``, then measures its ``value`` and the worker's pid."""
+
+    seconds: float
+    value: float = 0.0
+    needs_data: ClassVar[bool] = False
+
+    def __call__(self, data: Any = None) -> TaskResult:
+        time.sleep(self.seconds)
+        return TaskResult(True, {"value": self.value, "pid": float(os.getpid())})
+
+
+@dataclass
+class Environment:
+    """What the task sees in its worker: torch threads, OpenMP's setting, the dataset's size."""
+
+    needs_data: ClassVar[bool] = True
+
+    def __call__(self, data: Any = None) -> TaskResult:
+        import torch
+
+        return TaskResult(True, {"threads": float(torch.get_num_threads()), "omp": float(os.environ.get("OMP_NUM_THREADS", "0")),
+                                 "train_images": float(len(data.train_y)), "pid": float(os.getpid())})
+
+
+def unit(graph: dict[str, Any], salt: str) -> float:
+    """A number in [0, 1) fixed by the graph and ``salt``."""
+    digest = hashlib.sha256((salt + json.dumps(graph, sort_keys=True)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+FAKE_METRICS = {"params": (1e5, 1e6), "macs": (1e7, 1e8), "accuracy": (50.0, 40.0)}
+"""Each fake metric: its least value and its range."""
+
+
+@dataclass
+class Hashed:
+    """Measures ``metrics`` from the graph's hash after a short sleep fixed by it (so tasks finish out of order)."""
+
+    graph: dict[str, Any]
+    metrics: tuple[str, ...]
+    needs_data: bool = False
+    stop_below: float = 0.0
+
+    def __call__(self, data: Any = None) -> TaskResult:
+        time.sleep(0.05 * unit(self.graph, "delay" + self.metrics[0]))
+        u = unit(self.graph, "outcome")
+        if u < self.stop_below:
+            return TaskResult(True, stopped=f"{u:.2f} below {self.stop_below}")
+        return TaskResult(True, {m: FAKE_METRICS[m][0] + FAKE_METRICS[m][1] * unit(self.graph, m) for m in self.metrics})
