@@ -63,8 +63,9 @@ def check_architecture(space, seed: int, check_macs: bool) -> None:
     shapes = graph.infer_shapes()
     out_node = graph.output_node()
     assert shapes[out_node] == (dep.num_classes,) == (1000,)
-    model = build_model(graph).eval()
-    x = torch.randn(1, dep.channels, dep.resolution, dep.resolution)
+    # channels-last, as gensynth.cost.torch_call deploys: NCHW max-pooling takes a slow path in torch
+    model = build_model(graph).eval().to(memory_format=torch.channels_last)
+    x = torch.randn(1, dep.channels, dep.resolution, dep.resolution).contiguous(memory_format=torch.channels_last)
     if check_macs:
         with FlopCounterMode(display=False) as counter:
             y, seen = _module_shapes(model, x)
