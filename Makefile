@@ -26,7 +26,7 @@ demo: install
 	$(VENV)/bin/gensynth search --config experiments/demo.yaml
 	$(VENV)/bin/gensynth show $(DEMO)
 
-# the suite in one single-thread pytest-xdist worker per core (about 5 minutes on 2 cores);
+# the suite in one single-thread pytest-xdist worker per core (about 7 minutes on 2 cores);
 # test-all adds the slow-marked tests
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 test: install
