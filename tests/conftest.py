@@ -8,6 +8,7 @@ runs two single-thread worker processes instead of one two-thread process.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -30,6 +31,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``first`` (the longest) run before the others, so that parallel workers end together."""
     items.sort(key=lambda item: item.get_closest_marker("first") is None)
+
+
+@pytest.fixture
+def importable(monkeypatch):
+    """Worker processes can import the tests' helper modules (``pool_tasks``): ``tests/`` on ``PYTHONPATH``."""
+    tests = str(Path(__file__).resolve().parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (tests, os.environ.get("PYTHONPATH")) if p))
 
 
 @pytest.fixture

@@ -7,11 +7,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from gensynth.search.executors import Executor
 from gensynth.search.inquisitor import TaskResult
+from gensynth.ir.serialize import to_dict
+from gensynth.search.stages import EvaluationStage, Task
 
 
 @dataclass
@@ -58,10 +62,44 @@ class Hashed:
     metrics: tuple[str, ...]
     needs_data: bool = False
     stop_below: float = 0.0
+    offset: float = 0.0  # added to every value: a later rung's accuracy
 
     def __call__(self, data: Any = None) -> TaskResult:
         time.sleep(0.05 * unit(self.graph, "delay" + self.metrics[0]))
         u = unit(self.graph, "outcome")
         if u < self.stop_below:
             return TaskResult(True, stopped=f"{u:.2f} below {self.stop_below}")
-        return TaskResult(True, {m: FAKE_METRICS[m][0] + FAKE_METRICS[m][1] * unit(self.graph, m) for m in self.metrics})
+        return TaskResult(True, {m: FAKE_METRICS[m][0] + FAKE_METRICS[m][1] * unit(self.graph, m) + self.offset for m in self.metrics})
+
+
+class Shuffled(Executor):
+    """Runs tasks in this process, handing back one finished task at a time in an order drawn from ``seed``."""
+
+    ordered = True
+
+    def __init__(self, seed: int, capacity: int = 2):
+        self.rng, self.capacity = random.Random(seed), capacity
+
+    def start(self, data):
+        self.tasks: list[tuple[Any, Task]] = []
+
+    def submit(self, key, task):
+        self.tasks.append((key, task))
+
+    def wait(self):
+        key, task = self.tasks.pop(self.rng.randrange(len(self.tasks)))
+        return [(key, task(None))]
+
+    @property
+    def runs_in_background(self) -> bool:
+        return True
+
+
+class HashedStage(EvaluationStage):
+    """A stage of :class:`Hashed` tasks."""
+
+    def __init__(self, name: str, measures: tuple[str, ...], needs_data: bool, stop_below: float = 0.0, offset: float = 0.0):
+        self.name, self.measures, self.needs_data, self.stop_below, self.offset = name, measures, needs_data, stop_below, offset
+
+    def task(self, graph) -> Task:
+        return Hashed(to_dict(graph), self.measures, self.needs_data, self.stop_below, self.offset)

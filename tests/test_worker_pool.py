@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -19,7 +18,6 @@ import optuna
 import pytest
 
 from gensynth.data import load_dataset
-from gensynth.ir.serialize import to_dict
 from gensynth.plugins import instantiate
 from gensynth.search.config import DEFAULT_CONSTRAINTS, ObjectiveConfig, SearchConfig, resolve_workers
 from gensynth.search.executors import Executor, LocalExecutor, make_executor
@@ -28,19 +26,12 @@ from gensynth.search.inquisitor import TaskResult
 from gensynth.search.judge import ConstraintEngine
 from gensynth.search.objective import make_objective
 from gensynth.search.run import Search
-from gensynth.search.stages import EvaluationStage, Task
+from gensynth.search.stages import Task
 from gensynth.search.store import RunStore
 from gensynth.search.worker_pool import WorkerPool
 from gensynth.space import load_space
-from pool_tasks import Environment, Hashed, Sleep
+from pool_tasks import Environment, HashedStage, Shuffled, Sleep
 from tiny_space import main_one_thread, write_protocol, write_tiny_space
-
-TESTS = Path(__file__).resolve().parent
-
-
-@pytest.fixture
-def importable(monkeypatch):
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p))
 
 
 @pytest.fixture(scope="module")
@@ -175,37 +166,6 @@ def test_workers_zero_means_the_usable_cores_up_to_two_for_local(monkeypatch):
 
 
 # -- determinism: one worker, two workers, any finishing order ------------------------------------------------
-
-
-class Shuffled(Executor):
-    """Runs tasks in this process, handing back one finished task at a time in an order drawn from ``seed``."""
-
-    ordered = True
-
-    def __init__(self, seed: int, capacity: int = 2):
-        self.rng, self.capacity = random.Random(seed), capacity
-
-    def start(self, data):
-        self.tasks: list[tuple[Any, Task]] = []
-
-    def submit(self, key, task):
-        self.tasks.append((key, task))
-
-    def wait(self):
-        key, task = self.tasks.pop(self.rng.randrange(len(self.tasks)))
-        return [(key, task(None))]
-
-    @property
-    def runs_in_background(self) -> bool:
-        return True
-
-
-class HashedStage(EvaluationStage):
-    def __init__(self, name: str, measures: tuple[str, ...], needs_data: bool, stop_below: float = 0.0):
-        self.name, self.measures, self.needs_data, self.stop_below = name, measures, needs_data, stop_below
-
-    def task(self, graph) -> Task:
-        return Hashed(to_dict(graph), self.measures, self.needs_data, self.stop_below)
 
 
 def fake_run(tmp_path: Path, executor: Executor, name: str) -> list[tuple]:

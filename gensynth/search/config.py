@@ -37,6 +37,18 @@ class TrainingConfig:
 
 
 @dataclass
+class FidelityConfig:
+    """Successive halving over training length (gensynth/search/fidelity.py): rung ``k`` trains ``rungs[k]`` × ``training.epochs``.
+
+    After each rung but the last, the top ``1 / reduction_factor`` of the candidates (by the
+    objective's score at that rung) go on. ``rungs: [1]`` is single-fidelity training.
+    """
+
+    rungs: list[int] = field(default_factory=lambda: [1])
+    reduction_factor: int = 3
+
+
+@dataclass
 class LatencyConfig:
     """Batch-1 latency of the inference form at the deployment shape: ``warmup`` runs, then the median (and IQR) of ``runs``.
 
@@ -79,6 +91,7 @@ class SearchConfig:
     stages: list[str] = field(default_factory=lambda: ["probe", "train"])
     data: str = "fashion-mnist"
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    fidelity: FidelityConfig = field(default_factory=FidelityConfig)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     executor: str = "local"
     ray_address: str = ""
@@ -111,7 +124,7 @@ MAX_SEED = 2**32 - 1
 _AT_LEAST = {
     "budget": 1, "history": 0, "workers": 0, "threads_per_worker": 1, "max_retries": 0, "max_proposals": 0,
     "training.epochs": 1, "training.train_images": 1, "training.val_images": 1, "training.batch_size": 1,
-    "latency.runs": 0, "latency.warmup": 0, "latency.threads": 1,
+    "latency.runs": 0, "latency.warmup": 0, "latency.threads": 1, "fidelity.reduction_factor": 2,
 }
 
 
@@ -263,6 +276,9 @@ def _check_values(config: SearchConfig) -> None:
         raise ConfigError("name", f"must be a plain name (it names runs/<name> and the Optuna study; use --out for a path), got {config.name!r}")
     if not config.stages:
         raise ConfigError("stages", "must name at least one evaluation stage")
+    rungs = config.fidelity.rungs
+    if not rungs or rungs[0] < 1 or any(b <= a for a, b in zip(rungs, rungs[1:])):
+        raise ConfigError("fidelity.rungs", f"must be increasing training-length multiples >= 1 (e.g. [1, 3, 9]), got {rungs}")
     if not math.isfinite(config.timeout) or config.timeout < 0:
         raise ConfigError("timeout", f"must be a finite number of seconds >= 0 (0: no limit), got {config.timeout}")
     if config.warm_start not in WARM_STARTS:

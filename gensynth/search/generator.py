@@ -15,8 +15,6 @@ stay in memory and never reach the run's storage.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState, create_trial

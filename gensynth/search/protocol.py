@@ -38,7 +38,8 @@ def protocol_fingerprint(stages: Sequence[EvaluationStage], data: ProxyDataset |
     ``repr`` may hold an address, which would change the fingerprint every run).
     """
     described = [{"name": stage.name, "class": f"{type(stage).__module__}.{type(stage).__qualname__}",
-                  "settings": {k: _plain(v) for k, v in sorted(vars(stage).items()) if not k.startswith("_") and k not in IGNORED}}
+                  "settings": {k: _plain(v) for k, v in sorted(vars(stage).items())
+                               if not k.startswith("_") and k not in IGNORED and k != "name"}}
                  for stage in stages]
     dataset = None if data is None else {"name": data.name, "source": data.source, "classes": data.num_classes,
                                          "train": len(data.train_y), "val": len(data.val_y)}

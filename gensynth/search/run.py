@@ -67,6 +67,7 @@ class _Pending:
     verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
     submitted: bool = False
+    waiting: bool = False  # at a stage's promotion rule, between two stages
     outcome: _Outcome | None = None
 
     def candidate(self) -> Candidate:
@@ -74,7 +75,7 @@ class _Pending:
 
     @property
     def running(self) -> bool:
-        return self.submitted and self.outcome is None
+        return self.submitted and self.outcome is None and not self.waiting
 
     def end(self, outcome: _Outcome) -> bool:
         """Set how the evaluation ended (its total time stops now, however long it waits to be recorded); False."""
@@ -116,6 +117,7 @@ class Search:
         self.seen: dict[str, CandidateRecord] = {}
         self.best: CandidateRecord | None = None
         self._looked_ahead = False  # whether the loop proposed ahead since the last record
+        self._unsettled = _unsettled_constraints(stages, constraints)
 
     def run(self) -> RunResult:
         """Run until the budget is spent, the proposal cap is reached or ``timeout`` seconds have passed."""
@@ -173,10 +175,11 @@ class Search:
         """
         executor, window = self.executor, {}
         size = max(executor.capacity, 2) if executor.ordered else executor.capacity + 1
+        size += any(stage.promotion for stage in self.stages)  # one more to run while a candidate waits for its promotion
         with self.progress:
             while True:
                 interrupts.check()
-                while self._record_next(window):
+                while self._promote(window) or self._record_next(window):
                     self._fill(window, size)  # between two records, as one worker would: the same sequence of asks and tells
                 self._fill(window, size)
                 if not any(p.running for p in window.values()):
@@ -210,6 +213,28 @@ class Search:
                 return
             pending.submitted, running, inquired = True, running + 1, inquired + 1
             self.executor.submit(pending.number, self.stages[0].task(pending.graph))
+
+    def _promote(self, window: dict[int, _Pending]) -> bool:
+        """Decide one waiting candidate's promotion (with an ordered executor only the oldest's) when a worker is free for
+        its next stage; True if one was decided.
+
+        Its peers are the records so far: with an ordered executor, exactly the candidates proposed before it.
+        """
+        waiting = [p for p in window.values() if p.waiting]
+        if not waiting or (self.executor.ordered and waiting[0] is not next(iter(window.values()))):
+            return False
+        if sum(p.running for p in window.values()) >= self.executor.capacity:
+            return False
+        pending = waiting[0]
+        pending.waiting = False
+        stage = self.stages[pending.stage - 1]
+        assert stage.promotion is not None
+        why_not = stage.promotion.decide(pending.stages[stage.name]["score"], stage.promotion.peers(self.records))
+        if why_not:
+            pending.end(_Outcome(Status.REJECTED, f"{stage.name}: {why_not}", stage.name))
+        else:
+            self.executor.submit(pending.number, self.stages[pending.stage].task(pending.graph))
+        return True
 
     def _record_next(self, window: dict[int, _Pending]) -> bool:
         """Record the oldest candidate if it has ended (with an unordered executor, the oldest that has ended); True if one was."""
@@ -271,7 +296,8 @@ class Search:
         last = pending.stage == len(self.stages)
         if last:
             pending.measurements["score"] = self.objective.scalar(pending.measurements)
-        judgement = self.engine.judge(pending.candidate(), "measured", skip=set(pending.verdicts))
+        skip = set(pending.verdicts) | self._unsettled[pending.stage - 1]
+        judgement = self.engine.judge(pending.candidate(), "measured", skip=skip)
         pending.verdicts.update(judgement.verdicts)
         if judgement.error:
             return pending.end(_Outcome(Status.FAILED, judgement.error, stage.name))
@@ -279,6 +305,10 @@ class Search:
             return pending.end(_Outcome(Status.REJECTED, f"{stage.name}: " + _failed_reasons(judgement.verdicts), stage.name))
         if last:
             return pending.end(_Outcome(Status.EVALUATED, weights=result.weights))
+        if stage.promotion:
+            pending.stages[stage.name]["score"] = self.objective.scalar(pending.measurements)
+            pending.waiting = True
+            return False
         return True
 
     # -- recording ------------------------------------------------------------------------------
@@ -356,6 +386,18 @@ class Search:
             measurements.update(result.measurements)
         measurements["score"] = self.objective.scalar(measurements)
         return measurements
+
+
+def _unsettled_constraints(stages: list[EvaluationStage], engine: ConstraintEngine) -> list[set[str]]:
+    """For each stage, the measured constraints not to check yet: they need a metric that a stage with a promotion rule
+    (a rung) measured provisionally and a later stage measures again (a rung's accuracy is not the candidate's until its
+    last rung)."""
+    unsettled = []
+    for i in range(len(stages)):
+        provisional = {name for stage in stages[:i + 1] if stage.promotion for name in stage.measures}
+        later = {name for stage in stages[i + 1:] for name in stage.measures}
+        unsettled.append({c.name for c in engine.of_stage("measured") if provisional & later & set(c.requires)})
+    return unsettled
 
 
 def _failed_reasons(verdicts: dict[str, dict[str, Any]]) -> str:

@@ -9,8 +9,11 @@ screens or more training fidelities is a new stage here, not an edit of the loop
 
 The built-ins are ``probe`` (params, MACs, latency), ``screen`` (zero-cost
 proxies at initialisation, gensynth/search/zero_cost.py) and ``train`` (proxy
-top-1). A run's stages are ``config.stages``; users register more with
-:func:`register_stage`.
+top-1; one stage per rung of ``fidelity.rungs``, with a promotion rule between
+them: gensynth/search/fidelity.py). A run's stages are ``config.stages``; users
+register more with :func:`register_stage`. A stage with a ``promotion`` rule
+lets a candidate go on only when the rule, judging its score against earlier
+candidates' at that stage, promotes it.
 """
 from __future__ import annotations
 
@@ -24,9 +27,10 @@ from .inquisitor import ProbeTask, TaskResult, TrainTask
 from .metrics import metric
 
 if TYPE_CHECKING:
+    from .fidelity import Promotion
     from ..data import ProxyDataset
     from ..space.space import SearchSpace
-    from .config import SearchConfig
+    from .config import SearchConfig, TrainingConfig
 
 
 class Task(Protocol):
@@ -42,6 +46,7 @@ class EvaluationStage(ABC):
 
     name: str
     measures: tuple[str, ...]
+    promotion: Promotion | None = None
 
     @abstractmethod
     def task(self, graph: ArchGraph) -> Task:
@@ -67,24 +72,37 @@ class ProbeStage(EvaluationStage):
 
 
 class TrainStage(EvaluationStage):
-    """Proxy training on the run's dataset at the space's proxy adaptation; validation top-1."""
+    """Proxy training on the run's dataset at the space's proxy adaptation; validation top-1.
+
+    ``name`` and ``training`` default to the run's; a rung of multi-fidelity training passes its own.
+    """
 
     name = "train"
     measures = ("accuracy", "train_loss")
 
-    def __init__(self, config: SearchConfig, space: SearchSpace, threads: int):
-        self.proxy, self.training, self.seed, self.threads = space.proxy, config.training, config.seed, threads
+    def __init__(self, config: SearchConfig, space: SearchSpace, threads: int, name: str = "train",
+                 training: TrainingConfig | None = None):
+        self.name = name
+        self.proxy, self.training, self.seed, self.threads = space.proxy, training or config.training, config.seed, threads
 
     def task(self, graph: ArchGraph) -> Task:
         return TrainTask(to_dict(graph), self.proxy, self.training, self.seed, self.threads)
 
 
-StageFactory = Callable[..., EvaluationStage]
-"""``factory(config, space, threads) -> EvaluationStage``."""
+StageFactory = Callable[..., "EvaluationStage | list[EvaluationStage]"]
+"""``factory(config, space, threads) -> EvaluationStage`` (or several, in order: the rungs of ``train``)."""
 
 STAGES: Registry[StageFactory] = Registry("evaluation stage", entry_point_group="gensynth.stages")
 STAGES.register("probe", lambda config, space, threads: ProbeStage(config, threads), origin="built-in")
-STAGES.register("train", lambda config, space, threads: TrainStage(config, space, threads), origin="built-in")
+
+
+def _train_stages(config: SearchConfig, space: SearchSpace, threads: int) -> list[EvaluationStage]:
+    from .fidelity import rung_stages
+
+    return list(rung_stages(config, space, threads))
+
+
+STAGES.register("train", _train_stages, origin="built-in")
 
 
 def _screen_stage(config: SearchConfig, space: SearchSpace, threads: int) -> EvaluationStage:
@@ -107,7 +125,10 @@ def list_stages(pattern: str = "*") -> list[str]:
 
 def make_stages(config: SearchConfig, space: SearchSpace, threads: int) -> list[EvaluationStage]:
     """The run's stages, in order, each checked against the metrics table."""
-    stages = [STAGES.get(name)(config, space, threads) for name in config.stages]
+    stages: list[EvaluationStage] = []
+    for name in config.stages:
+        made = STAGES.get(name)(config, space, threads)
+        stages += made if isinstance(made, list) else [made]
     for stage in stages:
         stage.check_metrics()
     return stages
