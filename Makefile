@@ -30,10 +30,10 @@ demo: install
 # test-all adds the slow-marked tests
 JOBS ?= $(shell nproc 2>/dev/null || echo 1)
 test: install
-	$(PY) -m pytest -q -m "not slow" -n $(JOBS)
+	$(PY) -m pytest -q -m "not slow" -n $(JOBS) --dist loadgroup
 
 test-all: install
-	$(PY) -m pytest -q -n $(JOBS)
+	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup
 
 bench: install
 	$(PY) experiments/bench_core.py

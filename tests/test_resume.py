@@ -19,6 +19,7 @@ from optuna.trial import TrialState
 import pytest
 import yaml
 
+from gensynth.search.mirror import open_storage
 from tiny_space import main_one_thread, write_protocol, write_tiny_space  # noqa: E402
 
 GENSYNTH = Path(sys.executable).with_name("gensynth")
@@ -104,7 +105,7 @@ def test_sigkill_then_the_same_command_finishes_the_budget(setup, tmp_path):
     assert len(numbers) == len(set(numbers)), "a trial number was recorded twice"
     assert f"{6} evaluated" in again.stdout
     # the Optuna storage agrees with the journal after the resume; numbers lost in flight are failed trials
-    study = optuna.load_study(study_name=out.name, storage=f"sqlite:///{out / 'study.db'}")
+    study = optuna.load_study(study_name=out.name, storage=open_storage(str(out / "study.log")))
     mirrored = {t.number: t for t in study.get_trials(deepcopy=False)}
     assert sorted(mirrored) == list(range(max(numbers) + 1))
     by_number = {r["number"]: r for r in records}

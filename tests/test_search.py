@@ -40,7 +40,8 @@ DOC = ROOT / "docs" / "writing-constraints.md"
 
 PROTOCOL = {
     "training.train_images": 64, "training.val_images": 50, "training.batch_size": 32,
-    "latency.runs": 1, "latency.warmup": 0, "export_onnx": False,
+    "latency.runs": 1, "latency.warmup": 0, "latency.backend": "torch", "export_onnx": False,
+    "report": False, "workers": 1,  # as tiny_space.TINY_PROTOCOL: no report pages, no worker processes to start
 }
 
 

@@ -28,6 +28,7 @@ from gensynth.export import build_with_weights
 from gensynth.ir import load
 from gensynth.nn.builder import build_model
 from gensynth.plugins import installed_constraints
+from gensynth.search.mirror import open_storage
 from gensynth.search.store import RunStore
 from gensynth.search.report import leaderboard, rejections, status_counts
 from tiny_space import main_one_thread, write_protocol
@@ -67,7 +68,7 @@ def test_search_writes_the_run_report(e2e):
 
 
 def test_run_directory_holds_config_candidates_and_study(e2e):
-    for name in ("config.yaml", "candidates.jsonl", "study.db"):
+    for name in ("config.yaml", "candidates.jsonl", "study.log"):
         assert (e2e / name).is_file(), name
     saved = yaml.safe_load((e2e / "config.yaml").read_text())
     assert saved["budget"] == 2 and saved["space"] == "dcac" and saved["training"]["batch_size"] == 32
@@ -166,7 +167,7 @@ def test_summary(e2e):
 
 def test_optuna_storage_holds_every_candidate(e2e):
     lines = (e2e / "candidates.jsonl").read_text().splitlines()
-    study = optuna.load_study(study_name="e2e", storage=f"sqlite:///{e2e / 'study.db'}")
+    study = optuna.load_study(study_name="e2e", storage=open_storage(str(e2e / "study.log")))
     trials = study.get_trials(deepcopy=False)
     records = {r["number"]: r for r in map(json.loads, lines)}  # lines are in the order candidates finished
     assert [t.number for t in trials] == sorted(records)

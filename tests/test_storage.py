@@ -251,3 +251,16 @@ def test_optuna_dashboard_reads_the_study_its_trials_and_their_constraints(stora
         "candidate": "1", "hash": "h1", "status": "rejected", "feasible": "False",
         "reason": "structural: columnar", "rejected_at": "structural",
     }
+
+
+def test_a_new_run_stores_its_study_in_a_journal_file_and_an_older_run_keeps_its_sqlite_file(tmp_path: Path):
+    from gensynth.search.store import RunStore
+
+    assert RunStore(tmp_path / "new").default_storage_url == str((tmp_path / "new" / "study.log").resolve())
+    (tmp_path / "new").mkdir()
+    assert isinstance(open_storage(RunStore(tmp_path / "new").default_storage_url), JournalStorage)
+    old = tmp_path / "old"
+    old.mkdir()
+    optuna.create_study(storage=f"sqlite:///{old / 'study.db'}", study_name="old")
+    assert RunStore(old).default_storage_url == f"sqlite:///{(old / 'study.db').resolve()}"
+    assert [s.study_name for s in optuna.get_all_study_summaries(open_storage(RunStore(old).default_storage_url))] == ["old"]

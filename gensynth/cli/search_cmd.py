@@ -43,7 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ray-address", help="address of an existing Ray cluster (default: start a local one)")
     p.add_argument("--workers", type=int, help="tasks at once: local worker processes or Ray tasks (default 0: local, the usable cores up to 2; ray, 2)")
     p.add_argument("--threads-per-worker", type=int, help="torch threads per worker process or Ray task (default: 1)")
-    p.add_argument("--storage", help="Optuna storage: a database URL or a journal file (run.log) (default: sqlite:///<run>/study.db)")
+    p.add_argument("--storage", help="Optuna storage: a database URL or a journal file (run.log) (default: the journal file <run>/study.log)")
     p.add_argument("--max-proposals", type=int, help="stop proposing after this many proposals (default: 200 x budget)")
     p.add_argument("--timeout", type=float, help="stop starting candidates after this many seconds (those in flight finish); "
                    "run the same command again to resume (default: no limit)")

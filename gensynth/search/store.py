@@ -57,7 +57,12 @@ class RunStore:
 
     @property
     def default_storage_url(self) -> str:
-        return f"sqlite:///{(self.root / 'study.db').resolve()}"
+        """The run's own Optuna storage: a journal file, ``study.log`` (an SQLite file costs about 0.1 s per trial of
+        ~80 genes, a journal 1.5 ms); a run written before keeps its ``study.db``."""
+        legacy = self.root / "study.db"
+        if legacy.exists():
+            return f"sqlite:///{legacy.resolve()}"
+        return str((self.root / "study.log").resolve())
 
     def weights_path(self, number: int) -> Path:
         return self.root / "best" / f"{number}.pt"
