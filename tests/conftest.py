@@ -18,10 +18,11 @@ from gensynth.space import SearchSpace, load_space
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Under pytest-xdist (``-n 2``) each worker is one process with one torch thread.
+    """Under pytest-xdist (``make test``: one worker more than the cores) each worker is one process with one torch thread.
 
-    Two single-thread processes out-run one two-thread process on 2 cores; a worker
-    with as many threads as cores would oversubscribe them (up to 100x slower).
+    Single-thread processes out-run multi-thread ones on 2 cores; a worker with as
+    many threads as cores would oversubscribe them (up to 100x slower), while a third
+    single-thread worker only fills the time the others wait on subprocesses.
     """
     if os.environ.get("PYTEST_XDIST_WORKER"):
         os.environ.setdefault("OMP_NUM_THREADS", "1")

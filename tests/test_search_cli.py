@@ -2,7 +2,9 @@
 
 The end-to-end run uses the real ``dcac`` space at budget 2 with a tiny proxy
 protocol; bad input is checked on subprocesses of the installed ``gensynth``
-script, all started at once.
+script, all started at once. Under pytest-xdist the module's tests share one
+worker (``xdist_group``), so each module fixture (the end-to-end run, the
+bad-input subprocesses) runs once.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from gensynth.search.store import RunStore
 from gensynth.search.report import leaderboard, rejections, status_counts
 from tiny_space import main_one_thread, write_protocol
 
+pytestmark = pytest.mark.xdist_group("search_cli")
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "tests" / "plugins"
 GENSYNTH = Path(sys.executable).with_name("gensynth")
