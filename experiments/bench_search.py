@@ -1,10 +1,13 @@
 """Benchmark: wall time of `gensynth search --space dcac --budget N` with the defaults, and the engine's share.
 
-The engine's own time is everything except proxy training and latency timing:
-wall time minus the summed `train_s` and `latency_s` of candidates.jsonl. Engine
-work that overlaps the measurements (proposals and the storage mirror while the
-probe process times a candidate, building in the probe process) costs no wall
-time and is not in it; `proposal_s` and `cost_probe_s` show how much of it there was.
+The workers' capacity is ``workers × wall time`` (``workers`` as the run resolved
+it, in its config.yaml). The tasks' time is the sum of every stage's task timings
+in candidates.jsonl (the probe's ``cost_s`` and ``latency_s``, each rung's
+``train_s``). The engine's share is the rest of the capacity: start-up, proposals
+and recording on the critical path, and workers idle while the driver works.
+Engine work that overlaps the tasks (proposals and the storage mirror while the
+workers measure) costs no capacity and is not in it; ``proposal_s`` shows how
+much of it there was.
 
     python experiments/bench_search.py --budget 500          # the figure in docs/benchmarks.md
     python experiments/bench_search.py --budget 20 --out runs/bench-small
@@ -25,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,9 +46,12 @@ def main() -> None:
     wall = time.perf_counter() - start
     records = [json.loads(line) for line in (args.out / "candidates.jsonl").read_text().splitlines()]
     inquired = [r for r in records if r["inquired"]]
-    train = sum(r["timings"].get("train_s", 0.0) for r in records)
-    latency = sum(r["timings"].get("latency_s", 0.0) for r in records)
-    engine = wall - train - latency
+    workers = yaml.safe_load((args.out / "config.yaml").read_text())["workers"]
+    timings = [t for r in records for stage in r.get("stages", {}).values() for t in [stage.get("timings", {})]]
+    train = sum(t.get("train_s", 0.0) for t in timings)
+    latency = sum(t.get("latency_s", 0.0) for t in timings)
+    tasks = sum(sum(t.values()) for t in timings)
+    engine = workers * wall - tasks
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["gensynth", *command[1:]]),
@@ -54,15 +61,17 @@ def main() -> None:
         "proposals": len(records),
         "feasible": sum(1 for r in records if r["feasible"]),
         "failed": sum(1 for r in records if r["status"] == "failed"),
+        "workers": workers,
         "wall_s": round(wall, 1),
+        "tasks_s": round(tasks, 1),
         "train_s": round(train, 1),
         "latency_s": round(latency, 1),
         "engine_s": round(engine, 1),
-        "engine_share": round(engine / wall, 4),
+        "engine_share": round(engine / (workers * wall), 4),
         "engine_s_per_candidate": round(engine / max(len(inquired), 1), 3),
         "wall_s_per_candidate": round(wall / max(len(inquired), 1), 3),
         "proposal_s": round(sum(r["timings"]["propose_s"] if r["inquired"] else r["timings"]["total_s"] for r in records), 1),
-        "cost_probe_s": round(sum(r["timings"].get("cost_s", 0.0) for r in records), 1),
+        "cost_probe_s": round(sum(t.get("cost_s", 0.0) for t in timings), 1),
         "best_score": max((r["score"] for r in records if r["feasible"]), default=None),
     }
     args.results.parent.mkdir(parents=True, exist_ok=True)

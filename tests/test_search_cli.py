@@ -31,6 +31,7 @@ from gensynth.ir import load
 from gensynth.nn.builder import build_model
 from gensynth.plugins import installed_constraints
 from gensynth.search.mirror import open_storage
+from gensynth.search.protocol import binomial_se
 from gensynth.search.store import RunStore
 from gensynth.search.report import leaderboard, rejections, status_counts
 from tiny_space import main_one_thread, write_protocol
@@ -166,6 +167,9 @@ def test_summary(e2e):
         assert heading in text, heading
     for name in ("columnar", "pointwise_strided", "antialiased_downsampling"):
         assert f"| {name} | ok |" in text
+    se = binomial_se(best["measurements"]["accuracy"], 50)  # the tiny protocol's 50 validation images
+    assert f"proxy top-1 {best['measurements']['accuracy']:.2f} % ± {se:.2f} (binomial SE)" in text
+    assert f"| {best['measurements']['accuracy']:.2f} ± {se:.2f} |" in text, "the leaderboard's top-1 carries its standard error"
 
 
 def test_optuna_storage_holds_every_candidate(e2e):
@@ -185,6 +189,7 @@ def test_show_prints_leaderboard_and_rejections(e2e, capsys, monkeypatch):
     assert "leaderboard" in out
     for record in leaderboard(recs):
         assert record.hash in out
+        assert f"{record.measurements['accuracy']:.2f} ± {binomial_se(record.measurements['accuracy'], 50):.2f}" in out
     assert "rejections per constraint" in out
     counts = rejections(recs)
     assert counts, "the shipped space always breaks some rule in a few proposals"

@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-images", type=int, help="proxy validation images (default: 500)")
     p.add_argument("--epochs", type=int, help="proxy training epochs (default: 1)")
     p.add_argument("--latency-runs", type=int, help="timed latency runs per candidate, 0 to skip (default: 10)")
-    p.add_argument("--executor", help="local (default: training in this process, probes in a probe process beside it) or ray")
+    p.add_argument("--executor", help="local (default: single-thread worker processes; with --workers 1, training in this process and probes beside it) or ray")
     p.add_argument("--ray-address", help="address of an existing Ray cluster (default: start a local one)")
     p.add_argument("--workers", type=int, help="tasks at once: local worker processes or Ray tasks (default 0: local, the usable cores up to 2; ray, 2)")
     p.add_argument("--threads-per-worker", type=int, help="torch threads per worker process or Ray task (default: 1)")

@@ -5,6 +5,7 @@ import argparse
 import json
 from pathlib import Path
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -51,15 +52,24 @@ def csv_row(record: CandidateRecord, metrics: list[str]) -> dict[str, object]:
             "reason": record.reason}
 
 
+def validation_images(store: RunStore) -> int | None:
+    """The run's validation images (``training.val_images`` of its config.yaml), or None when it has none."""
+    try:
+        return int(yaml.safe_load(store.config_path.read_text())["training"]["val_images"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return None
+
+
 def print_table(args: argparse.Namespace, records: list[CandidateRecord]) -> None:
     console = Console()
     counts = status_counts(records)
     console.print(f"{args.run_dir}: {len(records)} proposals — " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     board = leaderboard(records, args.top)
     if board:
-        table = Table(*row(board[0]), title="leaderboard (feasible, by score)")
+        val_images = validation_images(RunStore(args.run_dir))
+        table = Table(*row(board[0], val_images), title="leaderboard (feasible, by score; top-1 ± binomial SE)")
         for record in board:
-            table.add_row(*row(record).values())
+            table.add_row(*row(record, val_images).values())
         console.print(table)
     else:
         console.print("no feasible candidate yet")

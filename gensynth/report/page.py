@@ -133,7 +133,8 @@ class _Page:
             f"evaluated; {len(self.records)} proposals: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
             + f". Report written {datetime.now().astimezone():%Y-%m-%d %H:%M %Z} from <code>{_e(self.store.root)}</code>.</p>",
             "<h2>Leaderboard (feasible, by score)</h2>",
-            _table(list(row(board[0])), [row(r).values() for r in board]) if board else _note("no feasible candidate yet"),
+            _table(list(row(board[0], self.val_images)), [row(r, self.val_images).values() for r in board])
+            if board else _note("no feasible candidate yet"),
         ]
         rejected = rejections(self.records).most_common()
         parts += ["<h3>Rejections per constraint</h3>", _table(["constraint", "rejected"], rejected) if rejected else _note("none")]

@@ -55,12 +55,17 @@ class LatencyConfig:
     ``backend``: ``onnxruntime`` (the exported ONNX on its CPU provider, as deployed), ``torch``
     (eager), or ``auto`` (onnxruntime when the ``[onnx]`` extra is installed, else torch; a run
     records the backend it resolved to, so a resume never mixes them).
+
+    ``predict``: instead of timing each candidate, sum per-node latencies from a table measured
+    once per device profile and cached on disk (gensynth/cost/latency_table.py; how close it
+    comes is in docs/benchmarks.md); the emitted winner is still timed.
     """
 
     runs: int = 10
     warmup: int = 3
     threads: int = 1
     backend: str = "auto"
+    predict: bool = False
 
 
 @dataclass

@@ -14,12 +14,14 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..cost import peak_activation_bytes
+from ..cost import measure_deployed_latency, peak_activation_bytes
 from ..export import graph_to_onnx
 from ..ir import save, write_graphml
 from ..ir.draw import draw_or_dot
 from ..nn.builder import build_model
+from ..nn.inference import inference_form
 from ..ir.graph import ArchGraph
+from .protocol import binomial_se
 from .report import front, leaderboard, rejections, row, status_counts
 from .training import proxy_graph
 
@@ -85,11 +87,18 @@ def _summary(search: Search, cfg: SearchConfig, best: CandidateRecord, graph: Ar
         f"- candidate {best.number}, hash `{best.hash}`, score {best.score:.3f}",
     ]
     if "accuracy" in m:
-        lines.append(f"- proxy top-1 {m['accuracy']:.2f} % ({cfg.training.train_images} training images, {cfg.training.epochs} epoch(s), "
+        se = f" ± {binomial_se(m['accuracy'], len(search.data.val_y)):.2f} (binomial SE)" if search.data is not None else ""
+        lines.append(f"- proxy top-1 {m['accuracy']:.2f} %{se} ({cfg.training.train_images} training images, {cfg.training.epochs} epoch(s), "
                      f"{search.space.proxy.resolution} px, skip_reductions {search.space.proxy.skip_reductions}; {cfg.training.val_images} validation images)")
     lines.append(f"- {m['params'] / 1e6:.3f} M params, {m['macs'] / 1e6:.1f} M MACs, peak activations {peak / 2**20:.1f} MiB "
                  f"at {search.space.deployment.resolution} px, {search.space.deployment.num_classes} classes")
-    if "latency_ms" in m:
+    if "latency_ms" in m and cfg.latency.predict:
+        lat = cfg.latency
+        timed = measure_deployed_latency(inference_form(build_model(graph).eval()), graph.input_shape(), lat.backend, lat.runs, lat.warmup,
+                                         lat.threads)
+        lines.append(f"- latency {timed.median_ms:.2f} ms, IQR {timed.iqr_ms:.2f} ms, timed now (inference form in {lat.backend}, batch 1, "
+                     f"{lat.threads} thread, median of {lat.runs}); the search predicted {m['latency_ms']:.2f} ms from the per-node table")
+    elif "latency_ms" in m:
         spread = f", IQR {m['latency_iqr_ms']:.2f} ms" if "latency_iqr_ms" in m else ""
         lines.append(f"- latency {m['latency_ms']:.2f} ms{spread} (inference form in {cfg.latency.backend}, batch 1, {cfg.latency.threads} thread, "
                      f"median of {cfg.latency.runs}, on the machine that ran the search)")
@@ -104,9 +113,10 @@ def _summary(search: Search, cfg: SearchConfig, best: CandidateRecord, graph: Ar
         lines += [f"## Pareto front ({', '.join(search.objective.metrics)})", ""]
     else:
         lines += ["## Leaderboard", ""]
-    cols = list(row(best))
+    val_images = len(search.data.val_y) if search.data is not None else None
+    cols = list(row(best, val_images))
     lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(row(r).values()) + " |" for r in board]
+    lines += ["| " + " | ".join(row(r, val_images).values()) + " |" for r in board]
     lines += ["", "## Files", "", *_files(final, graph, proxy)]
     lines += ["", *[f"Note: {n}" for n in notes]] if notes else []
     return "\n".join(lines) + "\n"

@@ -16,6 +16,7 @@ back as a failed :class:`TaskResult` with its reason, and the search goes on.
 """
 from __future__ import annotations
 
+import functools
 import time
 import traceback
 from contextlib import contextmanager
@@ -25,6 +26,7 @@ from typing import Any, ClassVar, Iterator
 import torch
 
 from ..cost import count_params, graph_macs, measure_deployed_latency, resolve_backend
+from ..cost.latency_table import LatencyTable
 from ..data import ProxyDataset
 from ..errors import first_line
 from ..ir.serialize import from_dict
@@ -90,7 +92,12 @@ def probe(task: ProbeTask) -> TaskResult:
         shape = graph.input_shape()
         measurements = {"params": float(count_params(model)), "macs": float(sum(graph_macs(graph).values()))}
         timings["cost_s"] = time.perf_counter() - start
-        if task.latency.runs:
+        if task.latency.runs and task.latency.predict:
+            start = time.perf_counter()
+            lat = task.latency
+            measurements["latency_ms"] = latency_table(resolve_backend(lat.backend), lat.threads, lat.runs, lat.warmup).predict(graph).total_ms
+            timings["latency_s"] = time.perf_counter() - start
+        elif task.latency.runs:
             start = time.perf_counter()
             lat = measure_deployed_latency(inference_form(model), shape, resolve_backend(task.latency.backend), runs=task.latency.runs,
                                            warmup=task.latency.warmup, threads=task.latency.threads)
@@ -98,6 +105,12 @@ def probe(task: ProbeTask) -> TaskResult:
             timings["latency_s"] = time.perf_counter() - start
         return TaskResult(True, measurements, timings=timings)
     return TaskResult(False, reason=guard.reason, timings=timings)
+
+
+@functools.cache
+def latency_table(backend: str, threads: int, runs: int, warmup: int) -> LatencyTable:
+    """This process's per-node latency table of ``backend`` and ``threads`` (loaded once, then kept)."""
+    return LatencyTable(backend, threads, runs=runs, warmup=warmup)
 
 
 def train(task: TrainTask, data: ProxyDataset) -> TaskResult:

@@ -5,6 +5,7 @@ from collections import Counter
 
 from .metrics import metric
 from .objective import pareto_front
+from .protocol import binomial_se
 from .record import CandidateRecord as Record
 
 
@@ -39,13 +40,15 @@ COLUMNS = (("accuracy", "top-1 %", 1, ".2f"), ("params", "params M", 1e6, ".3f")
 """Leaderboard columns: (metric, header, divisor, format); a metric the run did not measure shows as –."""
 
 
-def row(record: Record) -> dict[str, str]:
-    """The leaderboard columns of one record, formatted."""
+def row(record: Record, val_images: int | None = None) -> dict[str, str]:
+    """The leaderboard columns of one record, formatted; with ``val_images``, top-1 carries its binomial standard error."""
     m = record.measurements
     cells = {"#": str(record.number), "hash": record.hash, "score": f"{record.score:.2f}" if record.score is not None else "–"}
     for name, header, divisor, fmt in COLUMNS:
         metric(name)  # every column is a declared metric
         cells[header] = format(m[name] / divisor, fmt) if name in m else "–"
+    if val_images and "accuracy" in m:  # a top-1 on finitely many images: ± its binomial standard error
+        cells["top-1 %"] += f" ± {binomial_se(m['accuracy'], val_images):.2f}"
     if "latency_iqr_ms" in m:  # latency carries its spread: median ± half the interquartile range of the timed runs
         cells["latency ms"] += f" ± {m['latency_iqr_ms'] / 2:.2f}"
     return cells

@@ -59,13 +59,15 @@ class EvaluationStage(ABC):
 
 
 class ProbeStage(EvaluationStage):
-    """Costs at the deployment shape: params, MACs and (when ``latency.runs`` > 0) batch-1 latency of the inference form with its spread."""
+    """Costs at the deployment shape: params, MACs and (when ``latency.runs`` > 0) batch-1 latency of the inference form,
+    timed with its spread, or predicted from the per-node table (``latency.predict``)."""
 
     name = "probe"
 
     def __init__(self, config: SearchConfig, threads: int):
         self.latency, self.threads = config.latency, threads
-        self.measures = ("params", "macs", "latency_ms", "latency_iqr_ms") if config.latency.runs else ("params", "macs")
+        timed = ("latency_ms",) if config.latency.predict else ("latency_ms", "latency_iqr_ms")
+        self.measures = ("params", "macs", *timed) if config.latency.runs else ("params", "macs")
 
     def task(self, graph: ArchGraph) -> Task:
         return ProbeTask(to_dict(graph), self.latency, self.threads)
