@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,8 @@ from gensynth.compare import machine
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "experiments" / "results" / "bench_ray.json"
 PORT = 6390
+ENV = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+"""A throw-away local cluster: no token authentication (Ray 2.5x enables it by default; a client would need the token)."""
 
 
 def search(address: str, workers: int, budget: int, seed: int, out: Path) -> float:
@@ -33,7 +36,7 @@ def search(address: str, workers: int, budget: int, seed: int, out: Path) -> flo
     command = [str(Path(sys.executable).parent / "gensynth"), "search", "--space", "dcac", "--executor", "ray", "--ray-address", address,
                "--workers", str(workers), "--seed", str(seed), "--budget", str(budget), "--out", str(out), "--no-progress"]
     start = time.perf_counter()
-    subprocess.run(command, check=True, stderr=subprocess.DEVNULL)
+    subprocess.run(command, check=True, stderr=subprocess.DEVNULL, env=ENV)
     return time.perf_counter() - start
 
 
@@ -45,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     ray = str(Path(sys.executable).parent / "ray")
     subprocess.run([ray, "start", "--head", "--num-cpus", "2", "--port", str(PORT), "--include-dashboard", "false"], check=True,
-                   stdout=subprocess.DEVNULL)
+                   stdout=subprocess.DEVNULL, env=ENV)
     address = f"127.0.0.1:{PORT}"
     results = {}
     try:
@@ -55,7 +58,7 @@ def main() -> None:
             results[workers] = {"wall_s": {str(b): round(w, 1) for b, w in walls.items()}, "candidates_per_minute": round(per_minute, 2)}
             print(f"{workers} worker(s): {walls} -> {per_minute:.2f} candidates/min", flush=True)
     finally:
-        subprocess.run([ray, "stop", "--force"], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([ray, "stop", "--force"], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
     speedup = results[2]["candidates_per_minute"] / results[1]["candidates_per_minute"]
     OUT.write_text(json.dumps({
         "command": f"python experiments/bench_ray.py --small {args.small} --large {args.large} --seed {args.seed}",
