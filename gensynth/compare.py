@@ -39,7 +39,7 @@ from .errors import UserError
 from .ir import ArchGraph, load
 from .nn import build_model, inference_form
 from .references import reference_path
-from .search.config import LatencyConfig, SearchConfig, load_config
+from .search.config import LatencyConfig, SearchConfig, load_config, training_threads
 from .search.protocol import binomial_se
 from .search.stages import EvaluationStage, make_stages
 from .space import load_space
@@ -238,7 +238,7 @@ class ProxyTrainer:
         self.data = load_dataset(config.data, train_limit=t.train_images, val_limit=t.val_images, seed=config.seed)
         self.stages: list[tuple[int, EvaluationStage]] = []
         for seed in range(config.seed, config.seed + seeds):
-            stages = make_stages(replace(config, seed=seed), self.space, torch.get_num_threads())
+            stages = make_stages(replace(config, seed=seed), self.space, training_threads(config))  # the run's rounding
             trainers = [stage for stage in stages if "accuracy" in stage.measures]
             if not trainers:
                 raise UserError(f"stages {config.stages} measure no accuracy: pass --no-accuracy")

@@ -11,15 +11,13 @@ from __future__ import annotations
 import shutil
 from typing import Any, Sequence
 
-import torch
-
 from ..constraint import Constraint
 from ..data import load_dataset
 from ..errors import UserError
 from ..plugins import instantiate
 from ..report import write_report
 from ..space.space import load_space
-from .config import SearchConfig, constraint_specs, resolve, validate
+from .config import SearchConfig, constraint_specs, resolve, training_threads, validate
 from .emit import emit_final
 from .executors import make_executor
 from .generator import Generator
@@ -44,9 +42,7 @@ def run_search(config: SearchConfig, constraints: Sequence[ConstraintRef] = (), 
     objective = make_objective(config.objective)
     configured = [instantiate(ref, options) for ref, options in constraint_specs(config)]
     engine = ConstraintEngine(configured + [instantiate(c) for c in constraints])
-    pooled = config.executor == "ray" or (config.executor == "local" and config.workers > 1)
-    threads = config.threads_per_worker if pooled else torch.get_num_threads()  # one local worker trains in this process
-    stages = make_stages(config, space, threads)
+    stages = make_stages(config, space, training_threads(config))
     check_measurable(objective, engine, stages, config)
     sampler = make_sampler(config.sampler, config.seed, objective.directions, config.history)
     executor = make_executor(config)

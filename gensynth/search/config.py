@@ -315,6 +315,20 @@ def resolve(config: SearchConfig) -> SearchConfig:
     return dataclasses.replace(config, latency=latency, workers=resolve_workers(config))
 
 
+def training_threads(config: SearchConfig) -> int:
+    """The torch threads a candidate trains with under ``config``: ``threads_per_worker`` in worker processes or Ray tasks,
+    else (one local worker, training in the driver) torch's default. The thread count changes the floating-point
+    rounding, so ``compare`` trains with the same number to reproduce a run's accuracies."""
+    pooled = config.executor == "ray" or (config.executor == "local" and resolve_workers(config) > 1)
+    return config.threads_per_worker if pooled else _default_threads()
+
+
+def _default_threads() -> int:
+    import torch  # only when a run or a comparison starts, never at --help
+
+    return torch.get_num_threads()
+
+
 LOCAL_WORKERS = 2
 """The most workers ``workers: 0`` gives the local executor (measured on 2 cores only; ask for more with ``workers``)."""
 

@@ -5,7 +5,6 @@ from collections import Counter
 
 from .metrics import metric
 from .objective import pareto_front
-from .protocol import binomial_se
 from .record import CandidateRecord as Record
 
 
@@ -48,6 +47,8 @@ def row(record: Record, val_images: int | None = None) -> dict[str, str]:
         metric(name)  # every column is a declared metric
         cells[header] = format(m[name] / divisor, fmt) if name in m else "–"
     if val_images and "accuracy" in m:  # a top-1 on finitely many images: ± its binomial standard error
+        from .protocol import binomial_se  # imports torch: not at `gensynth --help` (show's parser imports this module)
+
         cells["top-1 %"] += f" ± {binomial_se(m['accuracy'], val_images):.2f}"
     if "latency_iqr_ms" in m:  # latency carries its spread: median ± half the interquartile range of the timed runs
         cells["latency ms"] += f" ± {m['latency_iqr_ms'] / 2:.2f}"
