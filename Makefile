@@ -31,10 +31,10 @@ demo: install
 # slow-marked tests
 JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test: install
-	$(PY) -m pytest -q -m "not slow" -n $(JOBS) --dist loadgroup
+	$(PY) -m pytest -q -m "not slow" -n $(JOBS)
 
 test-all: install
-	$(PY) -m pytest -q -n $(JOBS) --dist loadgroup
+	$(PY) -m pytest -q -n $(JOBS)
 
 bench: install
 	$(PY) experiments/bench_core.py

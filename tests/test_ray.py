@@ -1,9 +1,7 @@
 """The Ray executor on a local 2-CPU cluster: failures come back as failed results, a small search finishes.
 
 One ``ray.init`` for the whole module (start-up takes seconds); the failure-path
-tests come first, the search last. Under pytest-xdist the module's tests share
-one worker (``xdist_group`` with ``--dist loadgroup``, as ``make test`` runs), so
-one cluster starts, not one per worker.
+tests come first, the search last.
 """
 from __future__ import annotations
 
@@ -14,7 +12,6 @@ import pytest
 import yaml
 
 ray = pytest.importorskip("ray")
-pytestmark = pytest.mark.xdist_group("ray")
 
 from gensynth.data import load_dataset  # noqa: E402
 from gensynth.ir import to_dict  # noqa: E402

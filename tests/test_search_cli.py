@@ -2,9 +2,10 @@
 
 The end-to-end run uses the real ``dcac`` space at budget 2 with a tiny proxy
 protocol; bad input is checked on subprocesses of the installed ``gensynth``
-script, all started at once. Under pytest-xdist the module's tests share one
-worker (``xdist_group``), so each module fixture (the end-to-end run, the
-bad-input subprocesses) runs once.
+script, all started at once. The fixtures are session-scoped: under pytest-xdist
+a module fixture is set up again whenever another module's test came in between
+on the same worker, so the end-to-end run and the bad-input subprocesses ran
+several times per worker.
 """
 from __future__ import annotations
 
@@ -36,7 +37,6 @@ from gensynth.search.store import RunStore
 from gensynth.search.report import leaderboard, rejections, status_counts
 from tiny_space import main_one_thread, write_protocol
 
-pytestmark = pytest.mark.xdist_group("search_cli")
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "tests" / "plugins"
 GENSYNTH = Path(sys.executable).with_name("gensynth")
@@ -53,7 +53,7 @@ def records(run: Path) -> list[dict]:
 # -- end to end -------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def e2e(tmp_path_factory) -> Path:
     """`gensynth search` on the shipped dcac space, budget 2, ONNX export on."""
     root = tmp_path_factory.mktemp("e2e")
@@ -321,7 +321,7 @@ def check_one_line(code: int, err: str, run: Path, words: list[str]) -> None:
     assert not run.exists(), "bad input must not leave a half-made run directory behind"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def plugin_files(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("plugins")
     (root / "not_one.py").write_text(NOT_A_CONSTRAINT)
@@ -329,7 +329,7 @@ def plugin_files(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def bad_input_results(tmp_path_factory, plugin_files):
     """Run every bad-input command as a subprocess of the gensynth script, all at once; collect the results."""
     root = tmp_path_factory.mktemp("bad")
