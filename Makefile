@@ -27,7 +27,7 @@ demo: install
 	$(VENV)/bin/gensynth show $(DEMO)
 
 # the suite in single-thread pytest-xdist workers, one more than the cores: tests that wait on
-# subprocesses leave their core to the others (about 5 minutes on 2 cores); test-all adds the
+# subprocesses leave their core to the others (5 to 6 minutes on 2 cores); test-all adds the
 # slow-marked tests
 JOBS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) + 1 )))
 test: install
