@@ -33,7 +33,7 @@ from typing import Literal
 
 import torch
 
-from .cost import count_params, export_onnx, graph_macs, torch_call
+from .cost import count_params, cpu_model, export_onnx, graph_macs, torch_call
 from .data import load_dataset
 from .errors import UserError
 from .ir import ArchGraph, load
@@ -267,12 +267,7 @@ class ProxyTrainer:
 
 def machine(threads: int) -> str:
     """Platform, CPU model (from /proc/cpuinfo), logical CPUs, and the libraries timing runs on."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass  # not Linux: platform's name for the processor
+    cpu = cpu_model()
     versions = f"torch {torch.__version__} ({threads} intra-op thread(s) for latency)"
     try:
         versions += f", onnxruntime {_onnxruntime().__version__}"

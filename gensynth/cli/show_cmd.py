@@ -5,11 +5,11 @@ import argparse
 import json
 from pathlib import Path
 
-import yaml
 from rich.console import Console
 from rich.table import Table
 
 from ..errors import UserError
+from ..report.runs import read_config
 from ..search.metrics import list_metrics
 from ..search.record import CandidateRecord
 from ..search.report import leaderboard, rejections, row, status_counts
@@ -53,10 +53,10 @@ def csv_row(record: CandidateRecord, metrics: list[str]) -> dict[str, object]:
 
 
 def validation_images(store: RunStore) -> int | None:
-    """The run's validation images (``training.val_images`` of its config.yaml), or None when it has none."""
+    """The run's validation images (``training.val_images`` of its config.yaml), or None when it has no readable config."""
     try:
-        return int(yaml.safe_load(store.config_path.read_text())["training"]["val_images"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return read_config(store).training.val_images
+    except UserError:
         return None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import importlib.util
 import math
+import platform
 import statistics
 import tempfile
 import time
@@ -57,6 +58,15 @@ def _time(call: Callable[[], object], runs: int, warmup: int) -> tuple[float, fl
     times.sort()
     q1, _, q3 = statistics.quantiles(times, n=4, method="inclusive") if runs > 1 else (times[0],) * 3
     return statistics.median(times), times[math.ceil(0.9 * runs) - 1], times[0], q3 - q1
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else platform's name for the processor (latency depends on it)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def torch_call(model: nn.Module, input_shape: tuple[int, int, int]) -> Callable[[], torch.Tensor]:

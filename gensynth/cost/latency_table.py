@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,11 +27,12 @@ import torch
 from torch import nn
 
 from ..errors import UserError, first_line
+from ..files import atomic_write
 from ..ir.graph import ArchGraph, GraphError
 from ..ir.ops import OPS, Shape
 from ..nn import layers  # noqa: F401  (attaches the built-in ops' module factories)
 from ..nn.inference import inference_form
-from .latency import BACKENDS, measure_deployed_latency, resolve_backend
+from .latency import BACKENDS, cpu_model, measure_deployed_latency, resolve_backend
 
 FORMAT = 1
 """The table file's layout version; a file in another one is refused as damaged."""
@@ -83,7 +82,7 @@ class LatencyProfile:
     @classmethod
     def current(cls, backend: str, threads: int) -> LatencyProfile:
         """This machine's profile for ``backend`` (onnxruntime's version only when it is the backend)."""
-        return cls(backend, threads, torch.__version__, _onnxruntime_version() if backend == "onnxruntime" else None, _cpu_model())
+        return cls(backend, threads, torch.__version__, _onnxruntime_version() if backend == "onnxruntime" else None, cpu_model())
 
     def file_name(self) -> str:
         """``<backend>-<threads>t-<digest of the whole profile>.json``."""
@@ -199,16 +198,7 @@ class LatencyTable:
         data = {"format": FORMAT, "profile": asdict(self.profile), "overhead_ms": self.overhead_ms,
                 "entries": [{"key": key.to_json(), "ms": ms} for key, ms in sorted(self.entries.items(), key=lambda kv: _canonical(kv[0]))]}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(data, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic_write(self.path, json.dumps(data).encode())
 
     def _load(self) -> None:
         self.entries, self.overhead_ms = self._read()
@@ -233,15 +223,6 @@ class LatencyTable:
 
 def _canonical(key: LatencyKey) -> str:
     return json.dumps(key.to_json(), sort_keys=True)
-
-
-def _cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo, else platform's name for the processor."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def _onnxruntime_version() -> str:

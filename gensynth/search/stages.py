@@ -99,7 +99,7 @@ STAGES.register("probe", lambda config, space, threads: ProbeStage(config, threa
 
 
 def _train_stages(config: SearchConfig, space: SearchSpace, threads: int) -> list[EvaluationStage]:
-    from .fidelity import rung_stages
+    from .fidelity import rung_stages  # fidelity imports this module
 
     return list(rung_stages(config, space, threads))
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..files import atomic_write
 from ..ir.serialize import read_data_file
 from .config import SearchConfig, dump, from_mapping, resolve, upgrade_legacy
 from .record import CandidateRecord, RecordError
@@ -103,8 +104,8 @@ class RunStore:
         return not existed
 
     def write_config(self, config: SearchConfig, constraints: list[dict[str, Any]]) -> None:
-        _atomic_write(self.config_path, dump(config).encode())
-        _atomic_write(self.constraints_path, json.dumps(constraints, indent=1).encode())
+        atomic_write(self.config_path, dump(config).encode())
+        atomic_write(self.constraints_path, json.dumps(constraints, indent=1).encode())
 
     # -- candidates ---------------------------------------------------------------------------
     def records(self, repair: bool = False) -> list[CandidateRecord]:
@@ -142,7 +143,7 @@ class RunStore:
     def save_weights(self, number: int, weights: bytes) -> None:
         """Candidate ``number``'s trained weights, durable before its record is."""
         self.weights_path(number).parent.mkdir(exist_ok=True)
-        _atomic_write(self.weights_path(number), weights)
+        atomic_write(self.weights_path(number), weights)
 
     def keep_weights_of(self, number: int | None) -> None:
         """Delete every candidate's weights but ``number``'s (the best)."""
@@ -172,7 +173,7 @@ class RunStore:
         return _read_json(self.references_path) if self.references_path.exists() else {}
 
     def save_reference_cache(self, cache: dict[str, Any]) -> None:
-        _atomic_write(self.references_path, json.dumps(cache, indent=1).encode())
+        atomic_write(self.references_path, json.dumps(cache, indent=1).encode())
 
 
 def _read_json(path: Path) -> Any:
@@ -180,12 +181,3 @@ def _read_json(path: Path) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: damaged ({err}); remove it to measure again") from None
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
