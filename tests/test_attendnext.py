@@ -28,6 +28,7 @@ def test_the_shipped_config_is_the_discovery_run_with_all_four_rules():
     assert shipped_experiments()["attendnext"].read_text() == (ROOT / "experiments" / "attendnext.yaml").read_text()
     config = load_config("attendnext", {})
     assert (config.space, config.budget, config.objective.name, config.sampler) == ("dcac", 500, "netscore", "tpe")
+    assert config.latency.predict, "timed latency makes a rerun from scratch propose other candidates"
     specs = dict(constraint_specs(config))
     assert list(specs) == [*DEFAULT_CONSTRAINTS, "reference_beating"]
     assert specs["reference_beating"] == {"references": REFERENCES, "metrics": ["accuracy", "latency_ms"]}

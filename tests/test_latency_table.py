@@ -86,7 +86,7 @@ def test_second_prediction_measures_nothing_and_the_file_round_trips(tmp_path, o
         again = table.predict(graph)
         assert (again.measured, again.cached) == (0, first.measured)
         assert again.total_ms == first.total_ms and again.per_node_ms == first.per_node_ms
-    assert [p.name for p in tmp_path.iterdir()] == ["table.json"]  # no temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.json", "table.json.lock"]  # no temporary file left
 
 
 @pytest.mark.parametrize("text", ["{not json", "[1, 2]", json.dumps({"format": 1, "profile": {}, "overhead_ms": None, "entries": []}),
@@ -151,6 +151,15 @@ def test_two_processes_saving_one_table_keep_each_others_entries(tmp_path, one_t
     assert set(merged.entries) == own[0] | own[1]
 
 
+def test_an_entry_another_process_measured_meanwhile_is_used_not_measured_again(tmp_path, one_thread):
+    path = tmp_path / "table.json"
+    first, second = LatencyTable("torch", path=path, **FAST), LatencyTable("torch", path=path, **FAST)  # both loaded before either measured
+    mine = first.predict(small_graph(16))
+    theirs = second.predict(small_graph(16))
+    assert theirs.measured == 0 and theirs.cached == mine.measured
+    assert theirs.total_ms == mine.total_ms and theirs.per_node_ms == mine.per_node_ms
+
+
 def test_a_search_with_predicted_latency_records_it_and_times_the_winner(tmp_path, monkeypatch):
     from tiny_space import main_one_thread, write_protocol, write_tiny_space
 
@@ -162,6 +171,6 @@ def test_a_search_with_predicted_latency_records_it_and_times_the_winner(tmp_pat
     records = [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
     evaluated = [r for r in records if r["status"] == "evaluated"]
     assert evaluated and all(r["measurements"]["latency_ms"] > 0 and "latency_iqr_ms" not in r["measurements"] for r in evaluated)
-    (table,) = (tmp_path / "cache" / "latency").iterdir()
+    (table,) = (tmp_path / "cache" / "latency").glob("*.json")
     assert table.name.startswith("torch-1t-") and json.loads(table.read_text())["entries"]
     assert "timed now" in (out / "final" / "summary.md").read_text() and "the search predicted" in (out / "final" / "summary.md").read_text()

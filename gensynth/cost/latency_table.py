@@ -16,9 +16,12 @@ latency − overhead), each floored at zero, plus the overhead once.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -174,30 +177,56 @@ class LatencyTable:
                 for node in graph.order() if graph.op(node) != "input"}
 
     def predict(self, graph: ArchGraph) -> LatencyPrediction:
-        """``graph``'s batch-1 latency in its inference form, measuring (and saving) the entries the table lacks."""
+        """``graph``'s batch-1 latency in its inference form, measuring (and saving) the entries the table lacks.
+
+        Missing entries are measured under an exclusive lock on the table file, after reading
+        what other processes (a search's other workers) saved meanwhile: each entry is measured
+        once, and every process predicts from the same values, so the predictions do not depend
+        on which worker saw a node first, and a later run with this table repeats them exactly.
+        """
         keys = self.keys(graph)
         distinct = set(keys.values())
-        missing = [key for key in distinct if key not in self.entries]
-        measured = len(missing) + (self.overhead_ms is None)
-        if self.overhead_ms is None:
-            self.overhead_ms = measure_overhead(self.profile.backend, self.profile.threads)
-        for key in sorted(missing, key=_canonical):
-            self.entries[key] = measure_node(key, self.runs, self.warmup)
-        if measured:
-            self.save()
+        measured = 0
+        if self.overhead_ms is None or not distinct <= self.entries.keys():
+            with self._exclusive():
+                if self.path.exists():
+                    self._load()
+                missing = sorted(distinct - self.entries.keys(), key=_canonical)
+                measured = len(missing) + (self.overhead_ms is None)
+                if self.overhead_ms is None:
+                    self.overhead_ms = measure_overhead(self.profile.backend, self.profile.threads)
+                for key in missing:
+                    self.entries[key] = measure_node(key, self.runs, self.warmup)
+                if measured:
+                    self._write()
+        assert self.overhead_ms is not None
         per_node = {node: max(self.entries[key] - self.overhead_ms, 0.0) for node, key in keys.items()}
         return LatencyPrediction(sum(per_node.values()) + self.overhead_ms, per_node, self.overhead_ms, measured, len(distinct) + 1 - measured)
 
     def save(self) -> None:
-        """Write the table atomically (a temporary file beside it, then a rename), keeping the entries another process
-        (a second search worker) saved since this one loaded it."""
-        if self.path.exists():
-            entries, overhead = self._read()
-            self.entries = {**entries, **self.entries}
-            self.overhead_ms = self.overhead_ms if self.overhead_ms is not None else overhead
+        """Write the table, keeping the entries another process saved since this one loaded it (theirs win: they were used first)."""
+        with self._exclusive():
+            if self.path.exists():
+                entries, overhead = self._read()
+                self.entries = {**self.entries, **entries}
+                self.overhead_ms = overhead if overhead is not None else self.overhead_ms
+            self._write()
+
+    @contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """Hold an exclusive ``flock`` on ``<table>.lock`` (the kernel drops it if this process dies)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _write(self) -> None:
+        """Write the table atomically (a temporary file beside it, then a rename)."""
         data = {"format": FORMAT, "profile": asdict(self.profile), "overhead_ms": self.overhead_ms,
                 "entries": [{"key": key.to_json(), "ms": ms} for key, ms in sorted(self.entries.items(), key=lambda kv: _canonical(kv[0]))]}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path, json.dumps(data).encode())
 
     def _load(self) -> None:
