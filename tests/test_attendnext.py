@@ -34,6 +34,19 @@ def test_the_shipped_config_is_the_discovery_run_with_all_four_rules():
     assert specs["reference_beating"] == {"references": REFERENCES, "metrics": ["accuracy", "latency_ms"]}
 
 
+def test_the_shipped_latency_table_covers_every_node_of_the_committed_winner():
+    from gensynth.cost.latency_table import LatencyKey, read_table
+
+    config = load_config("attendnext", {})
+    assert Path(config.latency.table) == shipped_experiments()["attendnext"].parent / "attendnext-latency.json"
+    profile, entries, overhead = read_table(Path(config.latency.table))
+    assert (profile.backend, profile.threads, overhead is not None) == ("onnxruntime", 1, True)
+    graph = load(RESULT / "attendnext.yaml")
+    shapes = graph.infer_shapes()
+    keys = {LatencyKey.for_node(graph, node, shapes, profile.backend, profile.threads) for node in graph.order() if graph.op(node) != "input"}
+    assert keys <= entries.keys()
+
+
 def committed_table() -> dict[str, dict[str, str]]:
     with open(RESULT / "compare" / "compare.csv", newline="") as f:
         return {row["model"]: row for row in csv.DictReader(f)}

@@ -174,3 +174,59 @@ def test_a_search_with_predicted_latency_records_it_and_times_the_winner(tmp_pat
     (table,) = (tmp_path / "cache" / "latency").glob("*.json")
     assert table.name.startswith("torch-1t-") and json.loads(table.read_text())["entries"]
     assert "timed now" in (out / "final" / "summary.md").read_text() and "the search predicted" in (out / "final" / "summary.md").read_text()
+
+
+def write_table(path, graph, ms: float, overhead_ms: float, threads: int = 1) -> None:
+    """A torch table file holding ``ms`` for every node of ``graph``."""
+    table = LatencyTable("torch", threads=threads, path=path)
+    table.entries = dict.fromkeys(table.keys(graph).values(), ms)
+    table.overhead_ms = overhead_ms
+    table.save()
+
+
+def test_a_pinned_table_is_used_before_the_cache_and_never_written(tmp_path, one_thread):
+    graph = small_graph(16)
+    pinned = tmp_path / "published.json"
+    write_table(pinned, graph, ms=1.25, overhead_ms=0.25)
+    before = pinned.read_bytes()
+    cache = tmp_path / "cache.json"
+    write_table(cache, graph, ms=9.0, overhead_ms=0.5)  # this machine's own values, to be overruled
+    prediction = LatencyTable("torch", path=cache, pinned=pinned, **FAST).predict(graph)
+    assert prediction.measured == 0 and prediction.overhead_ms == 0.25
+    assert set(prediction.per_node_ms.values()) == {1.0}  # 1.25 - the pinned overhead
+    assert prediction.total_ms == pytest.approx(len(prediction.per_node_ms) + 0.25)
+    twins = LatencyTable("torch", path=cache, pinned=pinned, **FAST)
+    twins.predict(twin_graph())  # entries the pinned table lacks are measured into the cache
+    assert pinned.read_bytes() == before
+    assert set(twins.keys(twin_graph()).values()) <= set(LatencyTable("torch", path=cache).entries)
+
+
+def test_a_pinned_table_of_another_profile_is_refused_and_resolve_leaves_it_out(tmp_path, one_thread):
+    from gensynth.search.config import SearchConfig, resolve
+
+    pinned = tmp_path / "two-threads.json"
+    write_table(pinned, small_graph(16), ms=1.0, overhead_ms=0.1, threads=2)
+    with pytest.raises(UserError, match="another profile") as err:
+        LatencyTable("torch", threads=1, path=tmp_path / "cache.json", pinned=pinned)
+    assert str(pinned) in str(err.value)
+    config = SearchConfig()
+    config.latency.backend, config.latency.predict, config.latency.table = "torch", True, str(pinned)
+    assert resolve(config).latency.table == ""
+    config.latency.threads = 2
+    assert resolve(config).latency.table == str(pinned.resolve())
+
+
+def test_the_config_resolves_a_relative_table_beside_itself_and_checks_it(tmp_path):
+    from gensynth.search.config import load_config
+
+    (tmp_path / "published.json").write_text("{}")
+    config_file = tmp_path / "run.yaml"
+    config_file.write_text("latency: {predict: true, table: published.json}\n")
+    assert load_config(config_file, {}).latency.table == str(tmp_path / "published.json")
+    config_file.write_text("latency: {predict: true, table: missing.json}\n")
+    with pytest.raises(UserError, match=r"key 'latency.table': no such file: .*missing.json"):
+        load_config(config_file, {})
+    config_file.write_text("latency: {table: published.json}\n")
+    with pytest.raises(UserError, match=r"key 'latency.table': is read only when latency.predict is true"):
+        load_config(config_file, {})
+

@@ -40,6 +40,8 @@ def wheel(tmp_path_factory) -> zipfile.ZipFile:
 def test_wheel_ships_the_configs_not_the_scripts(wheel):
     names = set(wheel.namelist())
     assert CONFIGS and {f"gensynth/experiments/{c}" for c in CONFIGS} <= names
+    assert "gensynth/experiments/attendnext-latency.json" in names  # the latency table the shipped config pins
+    assert not {n for n in names if n.startswith("gensynth/experiments/results/")}
     assert {f"gensynth/search_spaces/references/{r}" for r in REFERENCES} <= names
     shipped_scripts = {n for n in names if n.startswith("gensynth/experiments/") and n.endswith(".py")}
     assert shipped_scripts == {"gensynth/experiments/__init__.py"}, "the experiments' scripts must not install as modules"

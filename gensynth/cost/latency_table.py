@@ -152,18 +152,26 @@ class LatencyTable:
     """Per-node latencies of one device profile, kept in a JSON file (default: one per profile in :func:`default_dir`).
 
     ``backend`` is ``onnxruntime``, ``torch`` or ``auto`` (:func:`gensynth.cost.resolve_backend`);
-    ``runs`` and ``warmup`` are those of each one-node measurement.
+    ``runs`` and ``warmup`` are those of each one-node measurement. ``pinned``: a table file of the
+    same profile, read only, whose entries (and overhead) take precedence over the cache's, e.g. the
+    table a published run predicted from, so that a rerun predicts exactly as it did.
     """
 
-    def __init__(self, backend: str = "auto", threads: int = 1, path: str | Path | None = None, runs: int = 20, warmup: int = 5):
+    def __init__(self, backend: str = "auto", threads: int = 1, path: str | Path | None = None, runs: int = 20, warmup: int = 5,
+                 pinned: str | Path | None = None):
         backend = resolve_backend(backend)
         if backend not in BACKENDS:
             raise ValueError(f"unknown latency backend {backend!r} (expected one of {BACKENDS})")
         self.profile = LatencyProfile.current(backend, threads)
         self.path = Path(path) if path is not None else default_dir() / self.profile.file_name()
         self.runs, self.warmup = runs, warmup
-        self.entries: dict[LatencyKey, float] = {}
-        self.overhead_ms: float | None = None
+        self.pinned: dict[LatencyKey, float] = {}
+        self.pinned_overhead_ms: float | None = None
+        if pinned is not None:
+            profile, self.pinned, self.pinned_overhead_ms = read_table(Path(pinned))
+            self._check_profile(Path(pinned), profile)
+        self.entries: dict[LatencyKey, float] = dict(self.pinned)
+        self.overhead_ms: float | None = self.pinned_overhead_ms
         if self.path.exists():
             self._load()
 
@@ -208,8 +216,8 @@ class LatencyTable:
         with self._exclusive():
             if self.path.exists():
                 entries, overhead = self._read()
-                self.entries = {**self.entries, **entries}
-                self.overhead_ms = overhead if overhead is not None else self.overhead_ms
+                self.entries = {**self.entries, **entries, **self.pinned}
+                self.overhead_ms = next((ms for ms in (self.pinned_overhead_ms, overhead, self.overhead_ms) if ms is not None), None)
             self._write()
 
     @contextmanager
@@ -230,24 +238,38 @@ class LatencyTable:
         atomic_write(self.path, json.dumps(data).encode())
 
     def _load(self) -> None:
-        self.entries, self.overhead_ms = self._read()
+        """The cache file's entries, with the pinned ones over them."""
+        entries, overhead = self._read()
+        self.entries = {**entries, **self.pinned}
+        self.overhead_ms = self.pinned_overhead_ms if self.pinned_overhead_ms is not None else overhead
 
     def _read(self) -> tuple[dict[LatencyKey, float], float | None]:
-        """The file's entries and overhead; a damaged file, or one of another profile, is a one-line error naming it."""
-        try:
-            data = json.loads(self.path.read_text())
-            if data["format"] != FORMAT:
-                raise ValueError(f"format {data['format']!r}, expected {FORMAT}")
-            profile = LatencyProfile(**data["profile"])
-            entries = {LatencyKey.from_json(entry["key"]): float(entry["ms"]) for entry in data["entries"]}
-            overhead = data["overhead_ms"]
-            overhead = None if overhead is None else float(overhead)
-        except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as err:
-            reason = f"no {err}" if isinstance(err, KeyError) else first_line(err)
-            raise UserError(f"{self.path}: damaged latency table ({reason}); remove it to measure again") from None
-        if profile != self.profile:
-            raise UserError(f"{self.path}: a latency table of another profile ({profile}), not this one ({self.profile})")
+        """The cache file's entries and overhead; one of another profile is a one-line error naming it."""
+        profile, entries, overhead = read_table(self.path)
+        self._check_profile(self.path, profile)
         return entries, overhead
+
+    def _check_profile(self, path: Path, profile: LatencyProfile) -> None:
+        if profile != self.profile:
+            raise UserError(f"{path}: a latency table of another profile ({profile}), not this one ({self.profile})")
+
+
+def read_table(path: Path) -> tuple[LatencyProfile, dict[LatencyKey, float], float | None]:
+    """A table file's profile, entries and overhead; a damaged file is a one-line error naming it."""
+    try:
+        data = json.loads(path.read_text())
+        if data["format"] != FORMAT:
+            raise ValueError(f"format {data['format']!r}, expected {FORMAT}")
+        profile = LatencyProfile(**data["profile"])
+        entries = {LatencyKey.from_json(entry["key"]): float(entry["ms"]) for entry in data["entries"]}
+        overhead = data["overhead_ms"]
+        overhead = None if overhead is None else float(overhead)
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as err:
+        reason = f"no {err}" if isinstance(err, KeyError) else first_line(err)
+        raise UserError(f"{path}: damaged latency table ({reason}); remove it to measure again") from None
+    except OSError as err:
+        raise UserError(f"{path}: cannot read the latency table ({err.strerror or first_line(err)})") from None
+    return profile, entries, overhead
 
 
 def _canonical(key: LatencyKey) -> str:

@@ -9,6 +9,7 @@ again if the start fails before any candidate finished.
 from __future__ import annotations
 
 import shutil
+import sys
 from typing import Any, Sequence
 
 from ..constraint import Constraint
@@ -37,7 +38,10 @@ ConstraintRef = Constraint | str | type
 def run_search(config: SearchConfig, constraints: Sequence[ConstraintRef] = (), progress: bool = True) -> RunResult:
     """Run (or resume) the search that ``config`` describes; ``constraints`` are added to the configured ones."""
     validate(config, "python")
-    config = resolve(config)  # latency.backend 'auto' becomes what it means here, and is recorded so
+    given_table, config = config.latency.table, resolve(config)  # latency.backend 'auto' becomes what it means here, and is recorded so
+    if given_table and not config.latency.table:
+        print(f"gensynth: latency.table {given_table} was measured on another device profile: latency is predicted from "
+              "this machine's own table instead, so proposals will differ from that table's run", file=sys.stderr)
     space = load_space(config.space)
     objective = make_objective(config.objective)
     configured = [instantiate(ref, options) for ref, options in constraint_specs(config)]

@@ -59,6 +59,11 @@ class LatencyConfig:
     ``predict``: instead of timing each candidate, sum per-node latencies from a table measured
     once per device profile and cached on disk (gensynth/cost/latency_table.py; how close it
     comes is in docs/benchmarks.md); the emitted winner is still timed.
+
+    ``table``: with ``predict``, a table file whose entries are used before the cache's (read
+    only; a path relative to the config file), e.g. the one a published run predicted from, so
+    that a rerun on a machine of the same profile predicts, and so proposes, exactly as it did.
+    A table of another profile is left out with a notice (:func:`resolve`).
     """
 
     runs: int = 10
@@ -66,6 +71,7 @@ class LatencyConfig:
     threads: int = 1
     backend: str = "auto"
     predict: bool = False
+    table: str = ""
 
 
 @dataclass
@@ -192,6 +198,9 @@ def load_config(path: str | Path | None, overrides: dict[str, Any]) -> SearchCon
             raise UserError(f"{path}: expected a mapping of options, got {type(loaded).__name__}")
         data = upgrade_legacy(loaded or {})
     config = from_mapping(SearchConfig, data, where)
+    table = config.latency.table
+    if path is not None and table and not Path(table).is_absolute():
+        config.latency.table = str(path.parent / table)  # the config's own files sit beside it
     for key, value in overrides.items():
         _set(config, key, value)
     _validate(config, lambda key: "command line" if key in overrides else where)
@@ -290,6 +299,10 @@ def _check_values(config: SearchConfig) -> None:
         raise ConfigError("warm_start", f"must be one of {list(WARM_STARTS)} ('seed': evaluate the space's seed architecture first), got {config.warm_start!r}")
     if config.latency.backend not in LATENCY_BACKENDS:
         raise ConfigError("latency.backend", f"must be one of {list(LATENCY_BACKENDS)}, got {config.latency.backend!r}")
+    if config.latency.table and not config.latency.predict:
+        raise ConfigError("latency.table", "is read only when latency.predict is true")
+    if config.latency.table and not Path(config.latency.table).is_file():
+        raise ConfigError("latency.table", f"no such file: {config.latency.table}")
     if config.latency.backend == "onnxruntime" and _resolved_backend("auto") != "onnxruntime":
         raise ConfigError("latency.backend", "onnxruntime is not installed (pip install 'gensynth[onnx]'), or use 'torch'")
     names = {"sampler": config.sampler, "executor": config.executor, "objective.name": o.name}
@@ -310,9 +323,20 @@ def _resolved_backend(backend: str) -> str:
 
 
 def resolve(config: SearchConfig) -> SearchConfig:
-    """A copy of ``config`` with ``latency.backend: auto`` and ``workers: 0`` replaced by what they mean on this machine."""
-    latency = dataclasses.replace(config.latency, backend=_resolved_backend(config.latency.backend))
+    """A copy of ``config`` with ``latency.backend: auto`` and ``workers: 0`` replaced by what they mean on this machine,
+    and ``latency.table`` made absolute, or empty when the table was measured on another device profile."""
+    backend = _resolved_backend(config.latency.backend)
+    table = config.latency.table and str(Path(config.latency.table).resolve())
+    if table and not _same_profile(table, backend, config.latency.threads):
+        table = ""
+    latency = dataclasses.replace(config.latency, backend=backend, table=table)
     return dataclasses.replace(config, latency=latency, workers=resolve_workers(config))
+
+
+def _same_profile(table: str, backend: str, threads: int) -> bool:
+    from ..cost.latency_table import LatencyProfile, read_table  # torch: imported only when a run starts
+
+    return read_table(Path(table))[0] == LatencyProfile.current(backend, threads)
 
 
 def training_threads(config: SearchConfig) -> int:

@@ -95,7 +95,7 @@ def probe(task: ProbeTask) -> TaskResult:
         if task.latency.runs and task.latency.predict:
             start = time.perf_counter()
             lat = task.latency
-            measurements["latency_ms"] = latency_table(resolve_backend(lat.backend), lat.threads, lat.runs, lat.warmup).predict(graph).total_ms
+            measurements["latency_ms"] = latency_table(resolve_backend(lat.backend), lat.threads, lat.runs, lat.warmup, lat.table).predict(graph).total_ms
             timings["latency_s"] = time.perf_counter() - start
         elif task.latency.runs:
             start = time.perf_counter()
@@ -108,9 +108,9 @@ def probe(task: ProbeTask) -> TaskResult:
 
 
 @functools.cache
-def latency_table(backend: str, threads: int, runs: int, warmup: int) -> LatencyTable:
-    """This process's per-node latency table of ``backend`` and ``threads`` (loaded once, then kept)."""
-    return LatencyTable(backend, threads, runs=runs, warmup=warmup)
+def latency_table(backend: str, threads: int, runs: int, warmup: int, pinned: str = "") -> LatencyTable:
+    """This process's per-node latency table of ``backend`` and ``threads``, over the ``pinned`` one if any (loaded once, then kept)."""
+    return LatencyTable(backend, threads, runs=runs, warmup=warmup, pinned=pinned or None)
 
 
 def train(task: TrainTask, data: ProxyDataset) -> TaskResult:
