@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import json
 import math
 import os
 import statistics
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterable, Sequence
+from typing import Any, Callable, Collection, Sequence
 
 from . import interrupts
+from .calibration_report import write_report
 from .constraint import Candidate
 from .data import ProxyDataset, load_dataset
 from .data.registry import FASHION_MNIST, FASHION_MNIST_FULL, fashion_mnist_dir
@@ -34,6 +33,7 @@ from .errors import UserError
 from .ir.graph import ArchGraph
 from .ir.serialize import to_dict
 from .plugins import instantiate
+from .rank_agreement import Agreement, mean, number, rank_agreement, seed_agreement
 from .search.config import DEFAULT_CONSTRAINTS, LatencyConfig, ObjectiveConfig, SearchConfig, TrainingConfig, load_config
 from .search.inquisitor import FailureGuard, ProbeTask, torch_threads
 from .search.objective import netscore
@@ -116,15 +116,6 @@ class Architecture:
     graph: ArchGraph
     draw_seed: int
     set: str = "calibration"
-
-
-@dataclass(frozen=True)
-class Agreement:
-    """Rank agreement of two lists over the ``n`` entries both hold (``None``: fewer than 3, or a constant list)."""
-
-    spearman: float | None
-    kendall: float | None
-    n: int
 
 
 @dataclass
@@ -373,7 +364,7 @@ def train_once(graph: ArchGraph, protocol: Protocol, data: ProxyDataset, seed: i
     """One seeded training run under ``protocol``: top-1 %, last loss, steps; a crash or divergence is the reason."""
     with FailureGuard() as guard:
         result = proxy_train(graph, data, protocol.adaptation, protocol.training, seed)
-        return True, {"accuracy": result.accuracy, "train_loss": _number(result.train_loss), "steps": result.steps,
+        return True, {"accuracy": result.accuracy, "train_loss": number(result.train_loss), "steps": result.steps,
                       "val_images": len(data.val_y)}, ""
     return False, {}, guard.reason
 
@@ -447,43 +438,7 @@ def measure(plan: Plan, store: ResultStore, threads: int, say: Callable[[str], N
     return taken
 
 
-# -- statistics -------------------------------------------------------------------------------------------
-
-def rank_agreement(x: Sequence[float | None], y: Sequence[float | None]) -> Agreement:
-    """Spearman ρ and Kendall τ (scipy.stats, tau-b) over the positions where both values are finite numbers."""
-    from scipy import stats
-
-    pairs = [(a, b) for a, b in zip(x, y) if _finite(a) and _finite(b)]
-    if len(pairs) < 3:
-        return Agreement(None, None, len(pairs))
-    xs, ys = zip(*pairs)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a constant list: undefined, reported as None
-        rho = stats.spearmanr(xs, ys).statistic
-        tau = stats.kendalltau(xs, ys).statistic
-    return Agreement(_number(rho), _number(tau), len(pairs))
-
-
-def seed_agreement(by_seed: Sequence[Sequence[float | None]]) -> float | None:
-    """The mean Spearman ρ over pairs of seeds (lists over the same architectures); ``None`` with one seed or identical lists."""
-    if len(by_seed) < 2 or all(list(a) == list(by_seed[0]) for a in by_seed[1:]):
-        return None  # deterministic: agreement is 1 by construction, not a measurement
-    rhos = [rank_agreement(a, b).spearman for a, b in itertools.combinations(by_seed, 2)]
-    return _mean([r for r in rhos if r is not None])
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if _finite(value) else None
-
-
-def _mean(values: Iterable[float | None]) -> float | None:
-    kept = [v for v in values if v is not None]
-    return statistics.fmean(kept) if kept else None
-
+# -- summarising ----------------------------------------------------------------------------------------
 
 @dataclass
 class ProbeValues:
@@ -524,7 +479,7 @@ def probe_values(plan: Plan, store: ResultStore, archs: Sequence[Architecture]) 
         probes.append(ProbeValues(f"netscore[{p.name}]", "netscore", scores, cost_secs))
     zc = [[get(a, plan.zero_cost.fingerprint, s) for a in archs] for s in plan.zero_cost.seeds]
     for name in plan.zero_cost.proxies:
-        values = [[_number(r["values"].get(name)) if r else None for r in row] for row in zc]
+        values = [[number(r["values"].get(name)) if r else None for r in row] for row in zc]
         secs = [[r["values"]["seconds"]["setup"] + r["values"]["seconds"][name] if r and name in r["values"] else None for r in row]
                 for row in zc]
         baseline = name in ("params", "macs")
@@ -540,20 +495,20 @@ def summarise_set(plan: Plan, store: ResultStore, archs: Sequence[Architecture])
     sds = [statistics.stdev(c) for c in zip(*reference.by_seed) if len(c) > 1 and all(v is not None for v in c)]
     summary: dict[str, Any] = {
         "architectures": len(archs), "reference_ok": len(kept),
-        "reference": {"seed_rho": seed_agreement(reference.by_seed), "mean_accuracy": _mean(kept),
-                      "cost_s": _mean(s for row in reference.seconds for s in row),
+        "reference": {"seed_rho": seed_agreement(reference.by_seed), "mean_accuracy": mean(kept),
+                      "cost_s": mean(s for row in reference.seconds for s in row),
                       "sd_across_architectures": statistics.stdev(kept) if len(kept) > 1 else None,
-                      "mean_seed_sd": _mean(sds), "range": [min(kept), max(kept)] if kept else None},
+                      "mean_seed_sd": mean(sds), "range": [min(kept), max(kept)] if kept else None},
         "probes": {},
     }
     for probe in probes:
         overall = rank_agreement(probe.means(), truth)
         one_seed = [rank_agreement(row, truth).spearman for row in probe.by_seed]
         per_seed = [s for row in probe.seconds for s in row if s is not None]
-        cost = _mean(per_seed)
+        cost = mean(per_seed)
         summary["probes"][probe.name] = {
             "kind": probe.kind, "spearman": overall.spearman, "kendall": overall.kendall, "n": overall.n,
-            "spearman_one_seed": _mean(one_seed), "seed_rho": seed_agreement(probe.by_seed),
+            "spearman_one_seed": mean(one_seed), "seed_rho": seed_agreement(probe.by_seed),
             "seeds": len(probe.by_seed), "cost_s": cost, "cost_s_all_seeds": None if cost is None else cost * len(probe.by_seed),
         }
     return summary
@@ -630,108 +585,6 @@ def calibrate(settings: Settings, command: str, say: Callable[[str], None] = lam
     finally:
         store.close()
     return result, write_report(result, settings.out)
-
-
-def write_report(result: dict[str, Any], out: Path) -> list[Path]:
-    """``calibration.json``, ``calibration.md`` and ``calibration.png`` in ``out``."""
-    paths = [out / "calibration.json", out / "calibration.md", out / "calibration.png"]
-    try:
-        paths[0].write_text(json.dumps(result, indent=1) + "\n")
-        paths[1].write_text(markdown(result))
-        plot(result, paths[2])
-    except OSError as err:
-        raise UserError(f"--out {out}: cannot write ({err.strerror or err})") from None
-    return paths
-
-
-def _fmt(value: float | None, digits: int = 2) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def markdown(result: dict[str, Any]) -> str:
-    """The report: how it was measured, then one table per set."""
-    ref = result["reference"]
-    t = ref["training"]
-    lines = ["# gensynth calibrate", "", f"- **command**: `{result['command']}`", f"- **machine**: {result['machine']}",
-             f"- **run time**: {result['seconds']} s this invocation; {result['measured_s']} s of measurements in all (over every "
-             "invocation that took them)",
-             f"- **architectures**: {result['n']} of space `{result['space']}` from sampling seed {result['seed']}"
-             + (f", hold-out set of {result['n']} from seed {result['holdout_seed']}" if result["holdout_seed"] is not None else ""),
-             f"- **reference**: {ref['steps']} steps ({t['epochs']} epoch(s) over {ref['train_images']} images, batch {t['batch_size']}, "
-             f"AdamW lr {t['lr']:g}) at {ref['resolution']} px on `{ref['data']}`, validated on {ref['val_images']} images, "
-             f"seeds {', '.join(map(str, ref['seeds']))}" + (f"; **{ref['note']}**" if ref["note"] else ""),
-             ]
-    for p in result["protocols"]:
-        pt = p["training"]
-        lines.append(f"- **protocol `{p['name']}`**: {p['steps']} steps ({pt['epochs']} epoch(s) over {p['train_images']} images, "
-                     f"batch {pt['batch_size']}) at {p['resolution']} px on `{p['data']}`, validated on {p['val_images']} images, "
-                     f"seeds {', '.join(map(str, p['seeds']))}")
-    zc = result["zero_cost"]
-    lines += [f"- **zero-cost**: batch {zc['batch_size']} at {zc['adaptation']['resolution']} px, seeds "
-              f"{', '.join(map(str, zc['seeds']))}; NetScore α={result['objective']['alpha']:g} β={result['objective']['beta']:g} "
-              f"γ={result['objective']['gamma']:g} on deployment params and MACs", "",
-              "ρ, τ: Spearman and Kendall (tau-b) of the probe's mean over its seeds against the reference's mean accuracy. "
-              "ρ one seed: the mean over seeds of one seed's ρ (what a search that trains once sees). Seed ρ: the probe "
-              "against itself over two seeds. Cost: seconds per candidate for one seed. Ceiling: the reference's seed ρ.", ""]
-    for name, s in result["sets"].items():
-        r = s["reference"]
-        lines += [f"## {name} set", "",
-                  f"Reference: {s['reference_ok']}/{s['architectures']} architectures measured; seed-to-seed ρ (ceiling) "
-                  f"**{_fmt(r['seed_rho'])}**; mean top-1 {_fmt(r['mean_accuracy'])} %, sd across architectures "
-                  f"{_fmt(r['sd_across_architectures'])}, mean sd across seeds {_fmt(r['mean_seed_sd'])} (points); "
-                  f"{_fmt(r['cost_s'], 1)} s per training.", "",
-                  "| probe | kind | ρ | τ | ρ one seed | seed ρ | s / candidate | n |", "|---|---|---|---|---|---|---|---|"]
-        for probe, v in s["probes"].items():
-            lines.append(f"| {probe} | {v['kind']} | {_fmt(v['spearman'])} | {_fmt(v['kendall'])} | {_fmt(v['spearman_one_seed'])} | "
-                         f"{_fmt(v['seed_rho'])} | {_fmt(v['cost_s'], 3)} | {v['n']} |")
-        lines.append("")
-    if "selected" in result:
-        sel = result["selected"]
-        lines += [f"Chosen on the calibration set: `{sel['probe']}` (ρ {_fmt(sel['calibration_spearman'])}); on the hold-out set "
-                  f"its ρ is {_fmt(sel['holdout_spearman'])}.", ""]
-    if result["failures"]:
-        lines += [f"## Failures ({len(result['failures'])}, left out of the statistics)", ""]
-        lines += [f"- `{f['arch'][:12]}` {f['probe']} seed {f['seed']}: {f['reason']}" for f in result["failures"]]
-        lines.append("")
-    return "\n".join(lines)
-
-
-def plot(result: dict[str, Any], path: Path) -> None:
-    """Left: every probe's ρ per set, the ceiling as a line. Right: the default protocol's accuracy against the reference's."""
-    from matplotlib.figure import Figure  # no pyplot: no global state, no display needed
-
-    sets = result["sets"]
-    names = list(sets["calibration"]["probes"])
-    fig = Figure(figsize=(12, max(4.0, 0.35 * len(names) + 1.5)), layout="constrained")
-    bars, scatter = fig.subplots(1, 2, width_ratios=[3, 2])
-    height = 0.8 / len(sets)
-    for k, (set_name, s) in enumerate(sets.items()):
-        ys = [i + k * height for i in range(len(names))]
-        bars.barh(ys, [s["probes"][n]["spearman"] or 0.0 for n in names], height=height, color=f"C{k}", label=f"{set_name} set")
-        ceiling = s["reference"]["seed_rho"]
-        if ceiling is not None:
-            bars.axvline(ceiling, color=f"C{k}", linestyle="--", label=f"ceiling ({set_name}): reference seed ρ {ceiling:.2f}")
-    bars.set_yticks([i + height * (len(sets) - 1) / 2 for i in range(len(names))], names)
-    bars.invert_yaxis()
-    bars.axvline(0, color="black", linewidth=0.8)
-    bars.set_xlim(-1, 1)
-    bars.set_xlabel("Spearman ρ against the reference's mean top-1")
-    bars.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize="small")
-    default = result["protocols"][0]["name"]
-    for k, set_name in enumerate(sets):
-        pts = [(_mean_or_none(r["probes"][default]), _mean_or_none(r["reference"])) for r in result["rows"] if r["set"] == set_name]
-        pts = [(x, y) for x, y in pts if x is not None and y is not None]
-        if pts:
-            scatter.scatter(*zip(*pts), color=f"C{k}", label=f"{set_name} (ρ {_fmt(sets[set_name]['probes'][default]['spearman'])})")
-    scatter.set_xlabel(f"protocol '{default}': mean proxy top-1 %")
-    scatter.set_ylabel("reference: mean top-1 %")
-    scatter.legend(loc="lower right", fontsize="small")
-    fig.suptitle(f"gensynth calibrate: {result['space']}, N = {result['n']}")
-    fig.savefig(path, dpi=110)
-
-
-def _mean_or_none(values: Sequence[float | None]) -> float | None:
-    return statistics.fmean(values) if values and all(v is not None for v in values) else None
 
 
 __all__ = ["Agreement", "Architecture", "Protocol", "ResultStore", "Settings", "ZeroCost", "calibrate", "feasible_architectures",
