@@ -168,6 +168,8 @@ CONFIG_CASES = [
     c("latency-runs-negative", {"latency": {"runs": -1}}, "key 'latency.runs': must be >= 0"),
     c("latency-warmup-negative", {"latency": {"warmup": -3}}, "key 'latency.warmup': must be >= 0"),
     c("latency-threads-zero", {"latency": {"threads": 0}}, "key 'latency.threads': must be >= 1"),
+    c("latency-table-missing", {"latency": {"predict": True, "table": "no-such-table.json"}}, "key 'latency.table': no such file"),
+    c("latency-table-without-predict", {"latency": {"table": "config.yaml"}}, "key 'latency.table': is read only when latency.predict is true"),
     c("alpha-nan", {"objective": {"alpha": float("nan")}}, "key 'objective.alpha'"),
     c("beta-infinite", {"objective": {"beta": float("inf")}}, "key 'objective.beta'"),
     c("gamma-minus-infinity", {"objective": {"gamma": float("-inf")}}, "key 'objective.gamma'"),

@@ -230,3 +230,11 @@ def test_the_config_resolves_a_relative_table_beside_itself_and_checks_it(tmp_pa
     with pytest.raises(UserError, match=r"key 'latency.table': is read only when latency.predict is true"):
         load_config(config_file, {})
 
+
+
+def test_a_damaged_pinned_table_is_one_line_naming_it_without_the_cache_remedy(tmp_path):
+    pinned = tmp_path / "published.json"
+    pinned.write_text("{not json")
+    with pytest.raises(UserError, match="damaged latency table") as err:
+        LatencyTable("torch", path=tmp_path / "cache.json", pinned=pinned)
+    assert str(pinned) in str(err.value) and "remove it" not in str(err.value)

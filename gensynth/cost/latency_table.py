@@ -168,7 +168,7 @@ class LatencyTable:
         self.pinned: dict[LatencyKey, float] = {}
         self.pinned_overhead_ms: float | None = None
         if pinned is not None:
-            profile, self.pinned, self.pinned_overhead_ms = read_table(Path(pinned))
+            profile, self.pinned, self.pinned_overhead_ms = read_table(Path(pinned), remedy="")
             self._check_profile(Path(pinned), profile)
         self.entries: dict[LatencyKey, float] = dict(self.pinned)
         self.overhead_ms: float | None = self.pinned_overhead_ms
@@ -254,8 +254,8 @@ class LatencyTable:
             raise UserError(f"{path}: a latency table of another profile ({profile}), not this one ({self.profile})")
 
 
-def read_table(path: Path) -> tuple[LatencyProfile, dict[LatencyKey, float], float | None]:
-    """A table file's profile, entries and overhead; a damaged file is a one-line error naming it."""
+def read_table(path: Path, remedy: str = "remove it to measure again") -> tuple[LatencyProfile, dict[LatencyKey, float], float | None]:
+    """A table file's profile, entries and overhead; a damaged file is a one-line error naming it (and ``remedy``)."""
     try:
         data = json.loads(path.read_text())
         if data["format"] != FORMAT:
@@ -266,7 +266,7 @@ def read_table(path: Path) -> tuple[LatencyProfile, dict[LatencyKey, float], flo
         overhead = None if overhead is None else float(overhead)
     except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as err:
         reason = f"no {err}" if isinstance(err, KeyError) else first_line(err)
-        raise UserError(f"{path}: damaged latency table ({reason}); remove it to measure again") from None
+        raise UserError(f"{path}: damaged latency table ({reason})" + (f"; {remedy}" if remedy else "")) from None
     except OSError as err:
         raise UserError(f"{path}: cannot read the latency table ({err.strerror or first_line(err)})") from None
     return profile, entries, overhead

@@ -336,7 +336,7 @@ def resolve(config: SearchConfig) -> SearchConfig:
 def _same_profile(table: str, backend: str, threads: int) -> bool:
     from ..cost.latency_table import LatencyProfile, read_table  # torch: imported only when a run starts
 
-    return read_table(Path(table))[0] == LatencyProfile.current(backend, threads)
+    return read_table(Path(table), remedy="")[0] == LatencyProfile.current(backend, threads)
 
 
 def training_threads(config: SearchConfig) -> int:
