@@ -134,6 +134,7 @@ class Settings:
     reference_data: str = AUTO
     holdout_seed: int | None = None
     threads: int = 1
+    report_only: bool = False  # measure nothing: summarise what results.jsonl holds
 
 
 @dataclass
@@ -563,7 +564,8 @@ def summarise(plan: Plan, store: ResultStore, settings: Settings, command: str, 
 # -- the command ------------------------------------------------------------------------------------------
 
 def calibrate(settings: Settings, command: str, say: Callable[[str], None] = lambda line: None) -> tuple[dict[str, Any], list[Path]]:
-    """Plan, measure what ``results.jsonl`` lacks, summarise and write the report; returns the summary and the files written."""
+    """Plan, measure what ``results.jsonl`` lacks (unless ``report_only``), summarise and write the report; returns the summary
+    and the files written."""
     from .compare import machine
 
     started = time.perf_counter()
@@ -580,7 +582,10 @@ def calibrate(settings: Settings, command: str, say: Callable[[str], None] = lam
             say(f"{len(store.records)} measurement(s) in {store.path}: not measured again")
         if store.damaged:
             say(f"{store.damaged} damaged line(s) in {store.path} (cut by a kill?): measured again")
-        measure(the_plan, store, settings.threads, say)
+        if settings.report_only:
+            say("report only: nothing is measured; architectures without a reference are left out of the figures")
+        else:
+            measure(the_plan, store, settings.threads, say)
         result = summarise(the_plan, store, settings, command, machine(settings.threads), time.perf_counter() - started)
     finally:
         store.close()

@@ -154,6 +154,26 @@ def test_an_interrupted_run_resumes_and_measures_only_what_is_missing(space, tmp
     assert len({(r["arch"], r["fingerprint"], r["seed"]) for r in after}) == len(after)  # nothing measured twice
 
 
+def test_report_only_summarises_an_unfinished_calibration_without_measuring(space, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "cal"
+    order = tiny_order(space)
+    monkeypatch.setattr(calibrate_module, "proxy_train", FakeTrainer(order, stop_at=6))  # Ctrl-C in the 6th training
+    assert calibrate(space, out) == 130
+    kept = (out / "results.jsonl").read_text()
+    counter = FakeTrainer(order)
+    monkeypatch.setattr(calibrate_module, "proxy_train", counter)
+    capsys.readouterr()
+    assert calibrate(space, out, "--report-only") == 0
+    assert counter.calls == 0 and (out / "results.jsonl").read_text() == kept
+    result = json.loads((out / "calibration.json").read_text())
+    figures = result["sets"]["calibration"]
+    complete = {r["arch"] for r in lines(out) if r["probe"] == "reference"}
+    assert figures["architectures"] == 4 and figures["reference_ok"] < 4
+    assert result["command"].endswith("--report-only") and "report only" in capsys.readouterr().err
+    assert f"Reference: {figures['reference_ok']}/4 architectures measured" in (out / "calibration.md").read_text()
+    assert len(complete) >= figures["reference_ok"]
+
+
 def test_a_cut_last_line_is_measured_again(space, tmp_path, monkeypatch):
     out = tmp_path / "cal"
     order = tiny_order(space)

@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="the reference's input resolution in px (default: 64: total stride 32 leaves 2x2 maps, 1x1 at the proxy's 32)")
     p.add_argument("--threads", type=integer(1), default=1,
                    help="torch intra-op threads for every measurement (default: 1, as a search worker)")
+    p.add_argument("--report-only", action="store_true",
+                   help="measure nothing: write the report from what OUT/results.jsonl holds (interim figures of an unfinished "
+                   "calibration; each set says how many architectures have a reference)")
     p.set_defaults(run=run)
 
 
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings(out=args.out, space=args.space, n=args.n, seed=args.seed, seeds=args.seeds,
                         protocols=tuple(args.protocols.split(",")), resolution=args.resolution, reference_steps=args.reference_steps,
                         reference_val_images=args.reference_val_images, reference_data=args.reference_data,
-                        holdout_seed=args.holdout_seed, threads=args.threads)
+                        holdout_seed=args.holdout_seed, threads=args.threads, report_only=args.report_only)
     result, paths = calibrate(settings, command(args), say=lambda line: print(f"gensynth: {line}", file=sys.stderr))
     for set_name, figures in result["sets"].items():
         ceiling = figures["reference"]["seed_rho"]
@@ -77,4 +80,5 @@ def command(args: argparse.Namespace) -> str:
              "--reference-data", args.reference_data, "--resolution", str(args.resolution), "--threads", str(args.threads)]
     words += ["--reference-steps", str(args.reference_steps)] if args.reference_steps else []
     words += ["--holdout-seed", str(args.holdout_seed)] if args.holdout_seed is not None else []
+    words += ["--report-only"] if args.report_only else []
     return shlex.join(words)
