@@ -319,23 +319,26 @@ Key = tuple[str, str, int | None]
 class ResultStore:
     """``results.jsonl``: one JSON line per measurement, keyed (architecture hash, fingerprint, seed); appended and fsynced."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, read_only: bool = False):
         self.path = path
         self.records: dict[Key, dict[str, Any]] = {}
         self.damaged = 0
+        self._file = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            if not read_only:
+                path.parent.mkdir(parents=True, exist_ok=True)
             text = path.read_text() if path.exists() else ""
-            self._file = open(path, "a")
+            if not read_only:  # read only: another command may be appending now
+                self._file = open(path, "a")
         except OSError as err:
-            raise UserError(f"--out {path.parent}: cannot write ({err.strerror or err})") from None
+            raise UserError(f"--out {path.parent}: cannot {'read' if read_only else 'write'} ({err.strerror or err})") from None
         for line in text.splitlines():
             try:
                 record = json.loads(line)
                 self.records[(record["arch"], record["fingerprint"], record["seed"])] = record
             except (ValueError, KeyError, TypeError):
                 self.damaged += 1  # a line cut by a kill: measured again
-        if text and not text.endswith("\n"):
+        if self._file and text and not text.endswith("\n"):
             self._file.write("\n")
 
     def get(self, arch: str, fp: str, seed: int | None) -> dict[str, Any] | None:
@@ -343,6 +346,7 @@ class ResultStore:
 
     def put(self, record: dict[str, Any]) -> None:
         """Append ``record`` durably: on disk before the next measurement starts."""
+        assert self._file is not None, "a read-only store"
         try:
             self._file.write(json.dumps(record, sort_keys=True) + "\n")
             self._file.flush()
@@ -352,7 +356,8 @@ class ResultStore:
         self.records[(record["arch"], record["fingerprint"], record["seed"])] = record
 
     def close(self) -> None:
-        self._file.close()
+        if self._file:
+            self._file.close()
 
 
 # -- measuring --------------------------------------------------------------------------------------------
@@ -570,7 +575,7 @@ def calibrate(settings: Settings, command: str, say: Callable[[str], None] = lam
 
     started = time.perf_counter()
     the_plan = plan(settings)  # every mistake in the settings is refused before the output folder is touched
-    store = ResultStore(settings.out / RESULTS)
+    store = ResultStore(settings.out / RESULTS, read_only=settings.report_only)
     try:
         for name in ("calibration", "holdout"):
             seeds = [a.draw_seed for a in the_plan.architectures if a.set == name]
