@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import yaml
 
 from gensynth.cost.latency_table import LatencyKey, LatencyTable, default_dir, measure_node
 from gensynth.errors import UserError
@@ -238,3 +239,18 @@ def test_a_damaged_pinned_table_is_one_line_naming_it_without_the_cache_remedy(t
     with pytest.raises(UserError, match="damaged latency table") as err:
         LatencyTable("torch", path=tmp_path / "cache.json", pinned=pinned)
     assert str(pinned) in str(err.value) and "remove it" not in str(err.value)
+
+
+def test_a_search_given_a_table_of_another_profile_says_so_and_measures_its_own(tmp_path, monkeypatch, capsys):
+    from tiny_space import main_one_thread, write_protocol, write_tiny_space
+
+    monkeypatch.setenv("GENSYNTH_CACHE", str(tmp_path / "cache"))
+    foreign = tmp_path / "two-threads.json"
+    write_table(foreign, small_graph(16), ms=1.0, overhead_ms=0.1, threads=2)
+    protocol = write_protocol(tmp_path, latency={"runs": 2, "warmup": 0, "backend": "torch", "predict": True, "table": foreign.name})
+    out = tmp_path / "run"
+    assert main_one_thread(["search", "--space", str(write_tiny_space(tmp_path)), "--config", str(protocol), "--budget", "1",
+                            "--seed", "0", "--out", str(out), "--no-progress"]) == 0
+    assert f"latency.table {foreign} was measured on another device profile" in capsys.readouterr().err
+    assert yaml.safe_load((out / "config.yaml").read_text())["latency"]["table"] == ""
+    assert list((tmp_path / "cache" / "latency").glob("torch-1t-*.json"))  # this machine's own table
