@@ -10,6 +10,12 @@ median and 95th-percentile absolute relative error, and the seconds spent measur
 and predicting. Writes ``experiments/results/bench_predictor.json``.
 
     python experiments/bench_predictor.py [--n 50] [--seed 2000] [--backends torch onnxruntime] [--runs 20] [--warmup 5]
+
+With ``--run DIR`` the architectures are instead ``--n`` of that run's evaluated candidates (evenly spaced in proposal
+order), and with ``--pinned FILE`` predictions come from that table first (``latency.table``), as that run's did:
+
+    python experiments/bench_predictor.py --run runs/attendnext --pinned experiments/attendnext-latency.json \
+        --backends onnxruntime --n 30 --out experiments/results/bench_predictor_attendnext.json
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from gensynth.calibrate import feasible_architectures  # rules 1-3, distinct by structural hash
 from gensynth.compare import machine
@@ -29,14 +36,15 @@ from gensynth.cost import BACKENDS, measure_deployed_latency
 from gensynth.cost.latency_table import LatencyProfile, LatencyTable
 from gensynth.ir.graph import ArchGraph
 from gensynth.nn import build_model, inference_form
+from gensynth.space import load_space
 
 OUT = Path(__file__).resolve().parent / "results" / "bench_predictor.json"
 
 
-def bench_backend(graphs: dict[str, ArchGraph], backend: str, table_dir: Path, runs: int, warmup: int) -> dict:
+def bench_backend(graphs: dict[str, ArchGraph], backend: str, table_dir: Path, runs: int, warmup: int, pinned: Path | None = None) -> dict:
     """Measure and predict every graph on ``backend``; the summary and per-architecture results."""
     path = table_dir / LatencyProfile.current(backend, threads=1).file_name()
-    table = LatencyTable(backend, threads=1, path=path, runs=runs, warmup=warmup)
+    table = LatencyTable(backend, threads=1, path=path, runs=runs, warmup=warmup, pinned=pinned)
     rows: dict[str, dict[str, float]] = {}
     seconds = {"measure": 0.0, "build": 0.0, "predict": 0.0}
     measured_entries = 0
@@ -71,6 +79,16 @@ def bench_backend(graphs: dict[str, ArchGraph], backend: str, table_dir: Path, r
     return {"summary": summary, "architectures": rows}
 
 
+def run_candidates(run: Path, n: int) -> dict[str, ArchGraph]:
+    """``n`` of ``run``'s evaluated candidates, evenly spaced in proposal order, as graphs of the run's space."""
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    space = load_space(config["space"])
+    records = [json.loads(line) for line in (run / "candidates.jsonl").read_text().splitlines() if line.strip()]
+    evaluated = [r for r in records if r["status"] == "evaluated"]
+    chosen = [evaluated[round(i * (len(evaluated) - 1) / max(n - 1, 1))] for i in range(min(n, len(evaluated)))]
+    return {f"candidate_{r['number']}": space.to_graph(r["genome"]) for r in chosen}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=50, help="random feasible architectures (default: 50)")
@@ -79,17 +97,23 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20, help="timed calls per measurement, whole network or one node (default: 20)")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--table-dir", type=Path, help="keep the tables here and reuse them (default: fresh ones in a temporary folder)")
+    parser.add_argument("--run", type=Path, help="a run directory: time its evaluated candidates instead of random architectures")
+    parser.add_argument("--pinned", type=Path, help="a latency table used before the fresh one, as latency.table")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     torch.set_num_threads(1)
     started = time.perf_counter()
-    graphs = {f"random_{digest}": graph for digest, graph in feasible_architectures(args.n, args.seed).items()}
+    if args.run:
+        graphs = run_candidates(args.run, args.n)
+    else:
+        graphs = {f"random_{digest}": graph for digest, graph in feasible_architectures(args.n, args.seed).items()}
     with tempfile.TemporaryDirectory(prefix="gensynth-bench-predictor-") as tmp:
         table_dir = args.table_dir or Path(tmp)
-        results = {backend: bench_backend(graphs, backend, table_dir, args.runs, args.warmup) for backend in args.backends}
+        results = {backend: bench_backend(graphs, backend, table_dir, args.runs, args.warmup, args.pinned) for backend in args.backends}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     command = (f"python experiments/bench_predictor.py --n {args.n} --seed {args.seed} --backends {' '.join(args.backends)} "
-               f"--runs {args.runs} --warmup {args.warmup}" + (f" --table-dir {args.table_dir}" if args.table_dir else ""))
+               f"--runs {args.runs} --warmup {args.warmup}" + (f" --table-dir {args.table_dir}" if args.table_dir else "")
+               + (f" --run {args.run}" if args.run else "") + (f" --pinned {args.pinned}" if args.pinned else "") + f" --out {args.out}")
     args.out.write_text(json.dumps({
         "command": command, "machine": machine(threads=1), "seconds": round(time.perf_counter() - started),
         "protocol": "224 px, batch 1, one thread, inference form; measured: median of --runs calls of the whole network "
