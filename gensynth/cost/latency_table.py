@@ -13,6 +13,11 @@ Every one-node measurement includes the per-call cost of running a network once
 table records it as ``overhead_ms``, the latency of the smallest network (an
 identity on a 1×1×1 input). A prediction is the sum over nodes of (one-node
 latency − overhead), each floored at zero, plus the overhead once.
+
+Processes sharing a table file (a search's workers) measure missing entries under
+an exclusive lock on it, so each entry is measured once and all predict from the
+same values; a *pinned* table (a published run's, ``latency.table``) is read only
+and its entries come before the cache's, so a rerun predicts exactly as that run did.
 """
 from __future__ import annotations
 
