@@ -11,7 +11,6 @@ several), the best candidate's record and the references as the run measured the
 from __future__ import annotations
 
 import argparse
-import collections
 import datetime
 import json
 import shutil
@@ -20,6 +19,9 @@ from pathlib import Path
 import yaml
 
 from gensynth.compare import machine
+from gensynth.search.record import Status
+from gensynth.search.report import rejections
+from gensynth.search.store import RunStore
 
 RESULTS = Path(__file__).resolve().parent / "results" / "attendnext"
 COPIED = ("final/attendnext.yaml", "final/attendnext.svg", "final/summary.md", "report/best_score.png", "report/best_score.svg",
@@ -27,17 +29,15 @@ COPIED = ("final/attendnext.yaml", "final/attendnext.svg", "final/summary.md", "
 
 
 def run_summary(run: Path, command: str, wall_s: float) -> dict:
-    config = yaml.safe_load((run / "config.yaml").read_text())
-    records = [json.loads(line) for line in (run / "candidates.jsonl").read_text().splitlines() if line.strip()]
-    rejections = collections.Counter(name for r in records for name, verdict in (r.get("verdicts") or {}).items() if not verdict["satisfied"])
-    evaluated = [r for r in records if r["status"] == "evaluated"]
-    feasible = [r for r in evaluated if r["feasible"]]
-    best = max(feasible, key=lambda r: r["score"])
+    config = yaml.safe_load((run / "config.yaml").read_text())  # as the run recorded it
+    records = RunStore(run).records()
+    feasible = [r for r in records if r.status == Status.EVALUATED and r.feasible]
+    best = max(feasible, key=lambda r: r.score)
     references = {key.split(":")[0]: values for key, values in json.loads((run / "references.json").read_text()).items()}
     return {"command": command, "date": datetime.date.today().isoformat(), "machine": machine(config["latency"]["threads"]),
-            "wall_s": wall_s, "config": config, "evaluated": sum(r["inquired"] for r in records), "proposals": len(records),
-            "feasible": len(feasible), "rejections_per_rule": dict(rejections.most_common()),
-            "best": {"number": best["number"], "hash": best["hash"], "score": best["score"], "measurements": best["measurements"]},
+            "wall_s": wall_s, "config": config, "evaluated": sum(r.inquired for r in records), "proposals": len(records),
+            "feasible": len(feasible), "rejections_per_rule": dict(rejections(records).most_common()),
+            "best": {"number": best.number, "hash": best.hash, "score": best.score, "measurements": best.measurements},
             "references_in_run": references}
 
 
