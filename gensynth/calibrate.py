@@ -33,7 +33,7 @@ from .errors import UserError
 from .ir.graph import ArchGraph
 from .ir.serialize import to_dict
 from .plugins import instantiate
-from .rank_agreement import Agreement, mean, number, rank_agreement, seed_agreement
+from .rank_agreement import Agreement, mean, number, rank_agreement, repeats_for, seed_agreement, spearman_brown
 from .search.config import DEFAULT_CONSTRAINTS, LatencyConfig, ObjectiveConfig, SearchConfig, TrainingConfig, load_config
 from .search.inquisitor import FailureGuard, ProbeTask, torch_threads
 from .search.objective import netscore
@@ -493,15 +493,28 @@ def probe_values(plan: Plan, store: ResultStore, archs: Sequence[Architecture]) 
     return reference, probes
 
 
+RELIABILITY_TARGET = 0.9
+"""The seed-to-seed ρ the issue asks of the reference; the report says how many seeds' mean would reach it."""
+
+
 def summarise_set(plan: Plan, store: ResultStore, archs: Sequence[Architecture]) -> dict[str, Any]:
-    """A set's figures: the reference's noise and ceiling; per probe ρ, τ, one-seed ρ, seed-to-seed ρ, cost."""
+    """A set's figures: the reference's noise and ceiling; per probe ρ, τ, one-seed ρ, seed-to-seed ρ, attainable ρ, cost.
+
+    Predicted with the Spearman-Brown prophecy from the seed-to-seed ρ: the reliability of the
+    reference's mean over its seeds, the seeds whose mean would reach 0.9, and per probe the
+    highest ρ it could reach against this reference, ``sqrt(r_probe · r_reference)`` (the
+    attenuation bound: both means' reliabilities; a seed-independent baseline counts as 1).
+    """
     reference, probes = probe_values(plan, store, archs)
     truth = reference.means()
     kept = [t for t in truth if t is not None]
     sds = [statistics.stdev(c) for c in zip(*reference.by_seed) if len(c) > 1 and all(v is not None for v in c)]
+    ceiling = seed_agreement(reference.by_seed)
+    reliability = spearman_brown(ceiling, len(reference.by_seed))
     summary: dict[str, Any] = {
         "architectures": len(archs), "reference_ok": len(kept),
-        "reference": {"seed_rho": seed_agreement(reference.by_seed), "mean_accuracy": mean(kept),
+        "reference": {"seed_rho": ceiling, "mean_reliability": reliability, "seeds_for_0.9": repeats_for(ceiling, RELIABILITY_TARGET),
+                      "mean_accuracy": mean(kept),
                       "cost_s": mean(s for row in reference.seconds for s in row),
                       "sd_across_architectures": statistics.stdev(kept) if len(kept) > 1 else None,
                       "mean_seed_sd": mean(sds), "range": [min(kept), max(kept)] if kept else None},
@@ -512,9 +525,12 @@ def summarise_set(plan: Plan, store: ResultStore, archs: Sequence[Architecture])
         one_seed = [rank_agreement(row, truth).spearman for row in probe.by_seed]
         per_seed = [s for row in probe.seconds for s in row if s is not None]
         cost = mean(per_seed)
+        seed_rho = seed_agreement(probe.by_seed)
+        own = 1.0 if probe.kind == "baseline" else spearman_brown(seed_rho, len(probe.by_seed))
         summary["probes"][probe.name] = {
             "kind": probe.kind, "spearman": overall.spearman, "kendall": overall.kendall, "n": overall.n,
-            "spearman_one_seed": mean(one_seed), "seed_rho": seed_agreement(probe.by_seed),
+            "spearman_one_seed": mean(one_seed), "seed_rho": seed_rho,
+            "attainable": math.sqrt(own * reliability) if own is not None and reliability is not None else None,
             "seeds": len(probe.by_seed), "cost_s": cost, "cost_s_all_seeds": None if cost is None else cost * len(probe.by_seed),
         }
     return summary

@@ -49,18 +49,22 @@ def markdown(result: dict[str, Any]) -> str:
               f"γ={result['objective']['gamma']:g} on deployment params and MACs", "",
               "ρ, τ: Spearman and Kendall (tau-b) of the probe's mean over its seeds against the reference's mean accuracy. "
               "ρ one seed: the mean over seeds of one seed's ρ (what a search that trains once sees). Seed ρ: the probe "
-              "against itself over two seeds. Cost: seconds per candidate for one seed. Ceiling: the reference's seed ρ.", ""]
+              "against itself over two seeds. Cost: seconds per candidate for one seed. Ceiling: the reference's seed ρ. "
+              "Predicted, not measured (Spearman-Brown, from the seed ρ): the reliability of a mean over seeds, the seeds whose "
+              "mean would reach 0.9, and ρ attainable, the highest ρ a probe can show against this reference given both means' "
+              "reliabilities (√(r probe · r reference)).", ""]
     for name, s in result["sets"].items():
         r = s["reference"]
         lines += [f"## {name} set", "",
                   f"Reference: {s['reference_ok']}/{s['architectures']} architectures measured; seed-to-seed ρ (ceiling) "
                   f"**{_fmt(r['seed_rho'])}**; mean top-1 {_fmt(r['mean_accuracy'])} %, sd across architectures "
                   f"{_fmt(r['sd_across_architectures'])}, mean sd across seeds {_fmt(r['mean_seed_sd'])} (points); "
-                  f"{_fmt(r['cost_s'], 1)} s per training.", "",
-                  "| probe | kind | ρ | τ | ρ one seed | seed ρ | s / candidate | n |", "|---|---|---|---|---|---|---|---|"]
+                  f"{_fmt(r['cost_s'], 1)} s per training. The mean of its {len(ref['seeds'])} seeds: reliability "
+                  f"{_fmt(r['mean_reliability'])} (predicted); the mean of {r['seeds_for_0.9'] or '–'} seed(s) would reach 0.9.", "",
+                  "| probe | kind | ρ | τ | ρ one seed | seed ρ | ρ attainable | s / candidate | n |", "|---|---|---|---|---|---|---|---|---|"]
         for probe, v in s["probes"].items():
             lines.append(f"| {probe} | {v['kind']} | {_fmt(v['spearman'])} | {_fmt(v['kendall'])} | {_fmt(v['spearman_one_seed'])} | "
-                         f"{_fmt(v['seed_rho'])} | {_fmt(v['cost_s'], 3)} | {v['n']} |")
+                         f"{_fmt(v['seed_rho'])} | {_fmt(v['attainable'])} | {_fmt(v['cost_s'], 3)} | {v['n']} |")
         lines.append("")
     if "selected" in result:
         sel = result["selected"]

@@ -1,4 +1,4 @@
-"""Rank agreement between probes: Spearman ρ and Kendall τ over the entries both lists hold, and seed-to-seed ρ."""
+"""Rank agreement between probes: Spearman ρ and Kendall τ over the entries both lists hold, seed-to-seed ρ, and what averaging seeds buys."""
 from __future__ import annotations
 
 import itertools
@@ -39,6 +39,26 @@ def seed_agreement(by_seed: Sequence[Sequence[float | None]]) -> float | None:
         return None  # deterministic: agreement is 1 by construction, not a measurement
     rhos = [rank_agreement(a, b).spearman for a, b in itertools.combinations(by_seed, 2)]
     return mean([r for r in rhos if r is not None])
+
+
+def spearman_brown(reliability: float | None, k: float) -> float | None:
+    """The predicted reliability of the mean of ``k`` repeats from one repeat's (here: the seed-to-seed ρ).
+
+    The Spearman-Brown prophecy ``k·r / (1 + (k - 1)·r)``: a prediction that assumes the seeds'
+    errors are independent and alike, not a measurement.
+    """
+    if reliability is None or reliability <= 0:
+        return None
+    return k * reliability / (1 + (k - 1) * reliability)
+
+
+def repeats_for(reliability: float | None, target: float) -> int | None:
+    """The fewest repeats whose mean Spearman-Brown predicts to reach ``target`` (``None`` when one repeat has no reliability)."""
+    if reliability is None or reliability <= 0:
+        return None
+    if reliability >= target:
+        return 1
+    return math.ceil(target * (1 - reliability) / (reliability * (1 - target)) - 1e-9)
 
 
 def finite(value: Any) -> bool:

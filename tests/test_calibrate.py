@@ -13,6 +13,7 @@ import pytest
 
 import gensynth.calibrate as calibrate_module
 from gensynth.calibrate import Agreement, fit_steps, rank_agreement, sample_architectures, seed_agreement
+from gensynth.rank_agreement import repeats_for, spearman_brown
 from gensynth.cli.main import main
 from gensynth.search.training import Diverged, TrainResult
 from gensynth.space import load_space
@@ -82,6 +83,15 @@ def test_rank_agreement_by_hand():
     assert seed_agreement([[1, 2, 3], [1, 2, 3]]) is None and seed_agreement([[1, 2, 3]]) is None  # deterministic, or one seed
 
 
+def test_averaging_seeds_by_hand():
+    assert spearman_brown(0.5, 2) == pytest.approx(2 / 3)  # 2·0.5 / (1 + 0.5)
+    assert spearman_brown(0.8, 1) == pytest.approx(0.8) and spearman_brown(None, 2) is None and spearman_brown(-0.2, 2) is None
+    assert repeats_for(0.5, 0.9) == 9  # 0.9·0.5 / (0.5·0.1)
+    assert repeats_for(0.75, 0.9) == 3  # exactly 3: not 4 by rounding
+    assert spearman_brown(0.75, 3) == pytest.approx(0.9)
+    assert repeats_for(0.95, 0.9) == 1 and repeats_for(0.0, 0.9) is None
+
+
 def test_fit_steps_gives_at_least_the_steps():
     assert fit_steps(160, 64, 60000) == (1, 10240)
     assert fit_steps(160, 64, 6000) == (2, 5120)
@@ -131,6 +141,8 @@ def test_a_probe_equal_to_the_reference_has_rho_1_a_reversed_one_minus_1(space, 
     assert calibrate(space, out, "--protocols", "default,resolution=24") == 0
     probes = json.loads((out / "calibration.json").read_text())["sets"]["calibration"]
     assert probes["reference"]["seed_rho"] == 1.0
+    assert (probes["reference"]["mean_reliability"], probes["reference"]["seeds_for_0.9"]) == (1.0, 1)
+    assert probes["probes"]["default"]["attainable"] == 1.0 and probes["probes"]["params"]["attainable"] == 1.0
     same, reverse = probes["probes"]["default"], probes["probes"]["resolution=24"]
     assert (same["spearman"], same["kendall"], same["seed_rho"], same["spearman_one_seed"]) == (1.0, 1.0, 1.0, 1.0)
     assert (reverse["spearman"], reverse["kendall"]) == (-1.0, -1.0)
