@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 from gensynth.calibrate import feasible_architectures  # rules 1-3, distinct by structural hash
 from gensynth.compare import machine
@@ -37,6 +36,9 @@ from gensynth.cost import BACKENDS, measure_deployed_latency
 from gensynth.cost.latency_table import LatencyProfile, LatencyTable
 from gensynth.ir.graph import ArchGraph
 from gensynth.nn import build_model, inference_form
+from gensynth.report.runs import read_config
+from gensynth.search.record import Status
+from gensynth.search.store import RunStore
 from gensynth.space import load_space
 
 OUT = Path(__file__).resolve().parent / "results" / "bench_predictor.json"
@@ -98,12 +100,11 @@ def error_summary(rel_errors: list[float]) -> dict[str, float]:
 
 def run_candidates(run: Path, n: int) -> dict[str, ArchGraph]:
     """``n`` of ``run``'s evaluated candidates, evenly spaced in proposal order, as graphs of the run's space."""
-    config = yaml.safe_load((run / "config.yaml").read_text())
-    space = load_space(config["space"])
-    records = [json.loads(line) for line in (run / "candidates.jsonl").read_text().splitlines() if line.strip()]
-    evaluated = [r for r in records if r["status"] == "evaluated"]
+    store = RunStore(run)
+    space = load_space(read_config(store).space)
+    evaluated = [r for r in store.records() if r.status == Status.EVALUATED]
     chosen = [evaluated[round(i * (len(evaluated) - 1) / max(n - 1, 1))] for i in range(min(n, len(evaluated)))]
-    return {f"candidate_{r['number']}": space.to_graph(r["genome"]) for r in chosen}
+    return {f"candidate_{r.number}": space.to_graph(r.genome) for r in chosen}
 
 
 def main() -> None:

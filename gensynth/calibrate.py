@@ -33,7 +33,7 @@ from .errors import UserError
 from .ir.graph import ArchGraph
 from .ir.serialize import to_dict
 from .plugins import instantiate
-from .rank_agreement import Agreement, mean, number, rank_agreement, repeats_for, seed_agreement, spearman_brown
+from .rank_agreement import Agreement, mean, mean_of_all, number, rank_agreement, repeats_for, seed_agreement, spearman_brown
 from .search.config import DEFAULT_CONSTRAINTS, LatencyConfig, ObjectiveConfig, SearchConfig, TrainingConfig, load_config
 from .search.inquisitor import FailureGuard, ProbeTask, torch_threads
 from .search.objective import netscore
@@ -457,8 +457,7 @@ class ProbeValues:
 
     def means(self) -> list[float | None]:
         """Per architecture, the mean over seeds; ``None`` unless every seed succeeded."""
-        columns = zip(*self.by_seed)
-        return [statistics.fmean(c) if all(v is not None for v in c) else None for c in columns]
+        return [mean_of_all(column) for column in zip(*self.by_seed)]
 
 
 def probe_values(plan: Plan, store: ResultStore, archs: Sequence[Architecture]) -> tuple[ProbeValues, list[ProbeValues]]:

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-import statistics
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import UserError
+from .rank_agreement import mean_of_all
 
 
 def write_report(result: dict[str, Any], out: Path) -> list[Path]:
@@ -109,7 +109,3 @@ def plot(result: dict[str, Any], path: Path) -> None:
     scatter.legend(loc="lower right", fontsize="small")
     fig.suptitle(f"gensynth calibrate: {result['space']}, N = {result['n']}")
     fig.savefig(path, dpi=110)
-
-
-def mean_of_all(values: Sequence[float | None]) -> float | None:
-    return statistics.fmean(values) if values and all(v is not None for v in values) else None

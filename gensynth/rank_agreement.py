@@ -72,3 +72,8 @@ def number(value: Any) -> float | None:
 def mean(values: Iterable[float | None]) -> float | None:
     kept = [v for v in values if v is not None]
     return statistics.fmean(kept) if kept else None
+
+
+def mean_of_all(values: Sequence[float | None]) -> float | None:
+    """The mean of ``values``; ``None`` when any is missing (a failed seed) or there are none."""
+    return statistics.fmean(values) if values and all(v is not None for v in values) else None
