@@ -151,6 +151,33 @@ def test_catch_up_writes_what_a_kill_left_out_and_fails_numbers_lost_in_flight(s
         assert_truthful(trial, records[trial.number])
 
 
+@pytest.mark.parametrize("landed", [True, False], ids=["after-the-write", "before-the-write"])
+def test_a_write_interrupted_by_ctrl_c_is_not_written_twice(storage: str, landed: bool, monkeypatch: pytest.MonkeyPatch):
+    """Ctrl-C or SIGTERM inside ``add_trial``: the run's ``finally`` closes the mirror, which must not shift the numbers."""
+    records = make_records()
+    m = mirror(storage)
+    add_trial = m.study.add_trial
+
+    def interrupted(trial):
+        if landed:
+            add_trial(trial)
+        monkeypatch.setattr(m.study, "add_trial", add_trial)
+        raise KeyboardInterrupt
+
+    m.record(records[0])
+    m.flush()
+    monkeypatch.setattr(m.study, "add_trial", interrupted)
+    m.record(records[1])
+    with pytest.raises(KeyboardInterrupt):
+        m.flush()
+    m.record(records[2])
+    m.close()
+    trials = load(storage).trials
+    assert [t.number for t in trials] == [0, 1, 2]
+    for trial in trials:
+        assert_truthful(trial, records[trial.number])
+
+
 def test_a_study_of_another_run_is_refused(storage: str):
     records = make_records()
     m = mirror(storage)

@@ -157,6 +157,7 @@ class StorageMirror:
         self._distributions = distributions
         self._queue: dict[int, CandidateRecord | None] = {}  # None: lost in flight
         self._next = len(self.study.get_trials(deepcopy=False))
+        self._unsure = False  # a write was interrupted (Ctrl-C, SIGTERM): whether it landed is for the storage to say
 
     def record(self, rec: CandidateRecord) -> None:
         """Queue a finished candidate; one the storage already holds is ignored, so a resume may record again."""
@@ -169,8 +170,14 @@ class StorageMirror:
         ``stop`` is asked before each write (~65 ms on SQLite); when it says True
         the rest waits for the next call, so the loop can write while a probe runs.
         """
+        if self._unsure:  # each write is one transaction or one journal entry: it landed whole or not at all
+            self._next = len(self.study.get_trials(deepcopy=False))
+            self._queue = {number: rec for number, rec in self._queue.items() if number >= self._next}
+            self._unsure = False
         while self._next in self._queue and not stop():
+            self._unsure = True
             self.study.add_trial(self._trial(self._next, self._queue[self._next]))
+            self._unsure = False
             del self._queue[self._next]
             self._next += 1
 
