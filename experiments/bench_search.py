@@ -46,7 +46,8 @@ def main() -> None:
     wall = time.perf_counter() - start
     records = [json.loads(line) for line in (args.out / "candidates.jsonl").read_text().splitlines()]
     inquired = [r for r in records if r["inquired"]]
-    workers = yaml.safe_load((args.out / "config.yaml").read_text())["workers"]
+    config = yaml.safe_load((args.out / "config.yaml").read_text())
+    workers = config["workers"]
     timings = [t for r in records for stage in r.get("stages", {}).values() for t in [stage.get("timings", {})]]
     train = sum(t.get("train_s", 0.0) for t in timings)
     latency = sum(t.get("latency_s", 0.0) for t in timings)
@@ -62,6 +63,7 @@ def main() -> None:
         "feasible": sum(1 for r in records if r["feasible"]),
         "failed": sum(1 for r in records if r["status"] == "failed"),
         "workers": workers,
+        "propose_ahead": config["propose_ahead"],
         "wall_s": round(wall, 1),
         "tasks_s": round(tasks, 1),
         "train_s": round(train, 1),

@@ -18,6 +18,7 @@ import yaml
 
 from gensynth.errors import UserError
 from gensynth.plugins import instantiate
+from gensynth.report.runs import read_config
 from gensynth.search import SearchConfig, load_config, run_search
 from gensynth.search.lock import RunLock
 from gensynth.search.record import FORMAT_VERSION, Status
@@ -190,7 +191,9 @@ def test_a_run_written_in_format_1_resumes(tiny, tmp_path):
     old = RunStore(out).records()
     assert len(old) == 13 and sum(r.inquired for r in old) == 3
     assert all(r.values is None for r in old if r.status is not Status.EVALUATED)  # no placeholder survives
+    assert read_config(RunStore(out)).propose_ahead == 1, "written before the setting: it proposed one ahead"
     assert main_one_thread(["search", "--config", str(out / "config.yaml"), "--budget", "4", "--no-progress"]) == 0
+    assert read_config(RunStore(out)).propose_ahead == 2, "resumed with today's default"
     now = RunStore(out).records()
     assert now[:13] == old and sum(r.inquired for r in now) == 4
     assert all(r.version == FORMAT_VERSION for r in now[13:])

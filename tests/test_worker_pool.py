@@ -30,7 +30,7 @@ from gensynth.search.stages import Task
 from gensynth.search.store import RunStore
 from gensynth.search.worker_pool import WorkerPool
 from gensynth.space import load_space
-from pool_tasks import Environment, HashedStage, Shuffled, Sleep
+from pool_tasks import Clocked, Environment, HashedStage, Shuffled, Sleep
 from tiny_space import main_one_thread, write_protocol, write_tiny_space
 
 
@@ -168,7 +168,7 @@ def test_workers_zero_means_the_usable_cores_up_to_two_for_local(monkeypatch):
 # -- determinism: one worker, two workers, any finishing order ------------------------------------------------
 
 
-def fake_run(tmp_path: Path, executor: Executor, name: str) -> list[tuple]:
+def fake_run(tmp_path: Path, executor: Executor, name: str, budget: int = 8, **options: Any) -> list[tuple]:
     """A seeded TPE search on the tests' tiny space with a probe-like and a training-like fake stage: its records."""
     space = load_space(str(write_tiny_space(tmp_path)))
     objective = make_objective(ObjectiveConfig())
@@ -178,15 +178,27 @@ def fake_run(tmp_path: Path, executor: Executor, name: str) -> list[tuple]:
     store.create()
     stages = [HashedStage("probe", ("params", "macs"), needs_data=False, stop_below=0.2), HashedStage("train", ("accuracy",), needs_data=True)]
     search = Search(space=space, generator=generator, executor=executor, store=store, objective=objective,
-                    constraints=ConstraintEngine([instantiate(c) for c in DEFAULT_CONSTRAINTS]), stages=stages, budget=8, proposal_cap=400)
+                    constraints=ConstraintEngine([instantiate(c) for c in DEFAULT_CONSTRAINTS]), stages=stages, budget=budget, proposal_cap=50 * budget, **options)
     search.run()
     return [(r.number, r.hash, r.status.value, r.reason, r.measurements, r.score) for r in store.records()]
 
 
-def test_any_finishing_order_gives_the_same_records(tmp_path):
-    runs = [fake_run(tmp_path, Shuffled(seed), f"run{seed}") for seed in range(4)]
+@pytest.mark.parametrize("propose_ahead", [1, 2])
+def test_any_finishing_order_gives_the_same_records(tmp_path, propose_ahead):
+    runs = [fake_run(tmp_path, Shuffled(seed), f"run{seed}", propose_ahead=propose_ahead) for seed in range(4)]
     assert sum(status == "evaluated" for _, _, status, *_ in runs[0]) >= 3
     assert all(run == runs[0] for run in runs[1:])
+
+
+def test_proposing_two_ahead_keeps_two_workers_busy_while_the_oldest_candidate_runs(tmp_path):
+    """Tasks of random length on a virtual clock: with one candidate proposed ahead a worker that finishes a short
+    task waits for the oldest one's record; with two it takes the next candidate."""
+    idle = {}
+    for ahead in (1, 2):
+        clocked = Clocked()
+        fake_run(tmp_path, clocked, f"ahead{ahead}", budget=16, propose_ahead=ahead)
+        idle[ahead] = clocked.idle_s / (clocked.capacity * clocked.now)
+    assert idle[2] < idle[1] / 2, idle
 
 
 def test_one_worker_and_two_workers_give_the_same_records(tmp_path, importable):

@@ -10,7 +10,7 @@ from ..search.config import load_config
 FLAGS = {
     "space": "space", "budget": "budget", "seed": "seed", "name": "name", "out": "out", "sampler": "sampler",
     "objective": "objective.name", "data": "data", "executor": "executor", "ray_address": "ray_address",
-    "workers": "workers", "threads_per_worker": "threads_per_worker", "storage": "storage",
+    "workers": "workers", "propose_ahead": "propose_ahead", "threads_per_worker": "threads_per_worker", "storage": "storage",
     "max_proposals": "max_proposals", "train_images": "training.train_images", "val_images": "training.val_images",
     "epochs": "training.epochs", "latency_runs": "latency.runs", "timeout": "timeout", "warm_start": "warm_start",
 }
@@ -42,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--executor", help="local (default: single-thread worker processes; with --workers 1, training in this process and probes beside it) or ray")
     p.add_argument("--ray-address", help="address of an existing Ray cluster (default: start a local one)")
     p.add_argument("--workers", type=int, help="tasks at once: local worker processes or Ray tasks (default 0: local, the usable cores up to 2; ray, 2)")
+    p.add_argument("--propose-ahead", type=int, metavar="N",
+                   help="candidates proposed ahead of the oldest unrecorded one with the local executor: more keeps workers "
+                   "busy, fewer lets the sampler hear more results first (default: 2; runs before 2026-11-24: 1)")
     p.add_argument("--threads-per-worker", type=int, help="torch threads per worker process or Ray task (default: 1)")
     p.add_argument("--storage", help="Optuna storage: a database URL or a journal file (run.log) (default: the journal file <run>/study.log)")
     p.add_argument("--max-proposals", type=int, help="stop proposing after this many proposals (default: 200 x budget)")

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from ..errors import UserError
 from ..ir.serialize import read_data_file
-from ..search.config import SearchConfig, from_mapping
+from ..search.config import SearchConfig, from_mapping, upgrade_stored
 from ..search.store import RunStore
 
 FINISHED, IN_PROGRESS, CAPPED, STOPPED, DAMAGED = (
@@ -26,7 +26,7 @@ def read_config(store: RunStore) -> SearchConfig:
     """The run's ``config.yaml``, every key and type checked but no plugin looked up (it may not be installed here)."""
     if not store.config_path.is_file():
         raise UserError(f"{store.root}: not a run directory (no config.yaml)")
-    return from_mapping(SearchConfig, read_data_file(store.config_path) or {}, str(store.config_path))
+    return from_mapping(SearchConfig, upgrade_stored(read_data_file(store.config_path) or {}), str(store.config_path))
 
 
 def lock_held(root: Path) -> bool:

@@ -72,7 +72,7 @@ def run_search(config: SearchConfig, constraints: Sequence[ConstraintRef] = (), 
         search = Search(space=space, generator=generator, executor=executor, store=store, objective=objective, constraints=engine,
                         stages=stages, budget=config.budget, proposal_cap=config.proposal_cap, mirror=mirror, data=data,
                         emit=lambda s: emit_final(s, config), progress=progress, timeout=config.timeout,
-                        lookahead=getattr(sampler, "lookahead", LOOKAHEAD))
+                        lookahead=getattr(sampler, "lookahead", LOOKAHEAD), propose_ahead=config.propose_ahead)
         result = search.run()
     except UserError:
         if created and not store.records():

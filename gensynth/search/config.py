@@ -107,6 +107,7 @@ class SearchConfig:
     executor: str = "local"
     ray_address: str = ""
     workers: int = 0  # 0: the executor's default (resolve_workers)
+    propose_ahead: int = 2  # candidates proposed ahead of the oldest unrecorded one (local executor); 1 before 2026-11-24
     threads_per_worker: int = 1
     max_retries: int = 2
     storage: str = ""
@@ -133,7 +134,7 @@ MAX_SEED = 2**32 - 1
 
 # the least value of each integer setting (types are checked before values)
 _AT_LEAST = {
-    "budget": 1, "history": 0, "workers": 0, "threads_per_worker": 1, "max_retries": 0, "max_proposals": 0,
+    "budget": 1, "history": 0, "workers": 0, "propose_ahead": 1, "threads_per_worker": 1, "max_retries": 0, "max_proposals": 0,
     "training.epochs": 1, "training.train_images": 1, "training.val_images": 1, "training.batch_size": 1,
     "latency.runs": 0, "latency.warmup": 0, "latency.threads": 1, "fidelity.reduction_factor": 2,
 }
@@ -370,6 +371,15 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def upgrade_stored(data: Any) -> Any:
+    """A run's stored ``config.yaml`` data as this version reads it: :func:`upgrade_legacy`, and a run written before
+    ``propose_ahead`` existed (every stored config has every key) proposed one candidate ahead."""
+    data = upgrade_legacy(data)
+    if isinstance(data, dict) and "propose_ahead" not in data:
+        data["propose_ahead"] = 1
+    return data
 
 
 def upgrade_legacy(data: Any) -> Any:

@@ -30,8 +30,8 @@ class Executor(ABC):
 
     capacity: int = 1
     ordered: bool = False
-    """True: the loop records candidates in proposal order, keeps ``max(capacity, 2)`` of them unrecorded (one
-    proposed ahead of the oldest, which starts at once when a worker is free) and proposes only at fixed points,
+    """True: the loop records candidates in proposal order, keeps ``max(capacity, propose_ahead + 1)`` of them
+    unrecorded (those ahead of the oldest start as workers free up) and proposes only at fixed points,
     so a seeded run never depends on which task finishes first. False (Ray): candidates are recorded as they
     finish, ``capacity`` of them in flight and one proposed ahead."""
 

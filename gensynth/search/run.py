@@ -22,6 +22,7 @@ from ..data import ProxyDataset
 from ..errors import UserError
 from ..ir.graph import ArchGraph
 from ..space.space import SearchSpace
+from .config import SearchConfig
 from .executors import Executor
 from .generator import Generator
 from .inquisitor import TaskResult
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 LOOKAHEAD = 20
 """Proposals the driver makes ahead of the oldest unrecorded candidate (a deterministic bound: same run, same sequence).
 A sampler may ask for fewer with a ``lookahead`` attribute (NSGA-II: 1)."""
+
+PROPOSE_AHEAD = SearchConfig.propose_ahead
+"""Candidates an ordered executor's loop keeps proposed ahead of the oldest unrecorded one (the ``propose_ahead`` setting)."""
 
 
 @dataclass
@@ -105,16 +109,18 @@ class Search:
                  constraints: ConstraintEngine, stages: list[EvaluationStage], budget: int, proposal_cap: int,
                  mirror: StorageMirror | None = None, data: ProxyDataset | None = None,
                  emit: Callable[[Search], Path] | None = None, progress: bool = False, timeout: float = 0.0,
-                 lookahead: int = LOOKAHEAD):
+                 lookahead: int = LOOKAHEAD, propose_ahead: int = PROPOSE_AHEAD):
         if not stages:
             raise UserError("stages: a search needs at least one evaluation stage")
         self.space, self.generator, self.executor, self.store = space, generator, executor, store
         self.objective, self.engine, self.stages, self.mirror, self.data = objective, constraints, stages, mirror, data
         self.budget, self.proposal_cap, self.emit, self.timeout, self.lookahead = budget, proposal_cap, emit, timeout, lookahead
+        self.propose_ahead = propose_ahead
         self.progress = SearchProgress(budget, enabled=progress)
         self.deadline = float("inf")
         self.records: list[CandidateRecord] = []
         self.seen: dict[str, CandidateRecord] = {}
+        self._held: dict[str, list[_Pending]] = {}  # hash of each unrecorded candidate -> later proposals of it, recorded after it
         self.best: CandidateRecord | None = None
         self._looked_ahead = False  # whether the loop proposed ahead since the last record
         self._unsettled = _unsettled_constraints(stages, constraints)
@@ -169,12 +175,15 @@ class Search:
         without the results in flight for long: NSGA-II, which breeds only from
         finished trials, otherwise never saw its one feasible parent). With an
         :attr:`~Executor.ordered` executor candidates are recorded in proposal
-        order, so proposals and records interleave the same way whichever task
-        finishes first, and one worker or two give the sampler the same sequence.
+        order and the window holds ``propose_ahead`` beyond the oldest (more
+        when the executor has more workers), so proposals and records interleave
+        the same way whichever task finishes first, and one worker or two give
+        the sampler the same sequence; a worker idles only while the oldest
+        still runs and every later candidate in the window has finished.
         Past the timeout no candidate starts; those in flight finish.
         """
         executor, window = self.executor, {}
-        size = max(executor.capacity, 2) if executor.ordered else executor.capacity + 1
+        size = max(executor.capacity, self.propose_ahead + 1) if executor.ordered else executor.capacity + 1
         size += any(stage.promotion for stage in self.stages)  # one more to run while a candidate waits for its promotion
         with self.progress:
             while True:
@@ -194,13 +203,18 @@ class Search:
     def _fill(self, window: dict[int, _Pending], size: int) -> None:
         """Propose up to ``size - 1`` candidates, submit those that may start, then propose one ahead if it is time."""
         while len(window) < size - 1 and self._room(len(window)) and (pending := self._next_candidate()):
-            window[pending.number] = pending
+            self._enter(window, pending)
         self._submit(window)
         if window and len(window) < size and not self._looked_ahead and self.executor.runs_in_background and self._room(len(window)):
             self._looked_ahead = True
             if pending := self._next_candidate(limit=self.lookahead):
-                window[pending.number] = pending
+                self._enter(window, pending)
                 self._submit(window)
+
+    def _enter(self, window: dict[int, _Pending], pending: _Pending) -> None:
+        """Put a proposed candidate in the window; a later proposal of the same architecture waits for its record."""
+        window[pending.number] = pending
+        self._held[pending.hash] = []
 
     def _submit(self, window: dict[int, _Pending]) -> None:
         """Hand each waiting candidate's first stage to the executor, in order, while it has room and the run has budget and time."""
@@ -247,6 +261,8 @@ class Search:
         del window[pending.number]
         outcome = pending.outcome
         self._finish(pending, outcome.status, outcome.reason, stage=outcome.stage, inquired=True, weights=outcome.weights)
+        for copy in self._held.pop(pending.hash):
+            self._finish_duplicate(copy, self.seen[pending.hash])
         self._looked_ahead = False
         return True
 
@@ -273,6 +289,9 @@ class Search:
         pending = _Pending(number, genome, graph, digest, started)
         if digest in self.seen:
             return self._finish_duplicate(pending, self.seen[digest])
+        if digest in self._held:  # the same architecture is being measured: a duplicate of it, recorded after it
+            self._held[digest].append(pending)
+            return None
         judgement = self.engine.judge(pending.candidate(), "structural")
         pending.verdicts.update(judgement.verdicts)
         if judgement.error:

@@ -23,10 +23,10 @@ from typing import Any
 from ..errors import UserError
 from ..files import atomic_write
 from ..ir.serialize import read_data_file
-from .config import SearchConfig, dump, from_mapping, resolve, upgrade_legacy
+from .config import SearchConfig, dump, from_mapping, resolve, upgrade_stored
 from .record import CandidateRecord, RecordError
 
-RESUMABLE = {"out", "budget", "max_proposals", "executor", "ray_address", "workers", "threads_per_worker", "max_retries", "export_onnx", "storage",
+RESUMABLE = {"out", "budget", "max_proposals", "executor", "ray_address", "workers", "propose_ahead", "threads_per_worker", "max_retries", "export_onnx", "storage",
              "timeout", "report"}
 
 
@@ -74,7 +74,7 @@ class RunStore:
         if self.root.exists() and not self.root.is_dir():
             raise UserError(f"{self.root}: exists and is not a directory (choose another --out)")
         if self.config_path.exists():
-            before = resolve(from_mapping(SearchConfig, upgrade_legacy(read_data_file(self.config_path) or {}), str(self.config_path))).to_dict()
+            before = resolve(from_mapping(SearchConfig, upgrade_stored(read_data_file(self.config_path) or {}), str(self.config_path))).to_dict()
             now = config.to_dict()
             for key in sorted(set(before) | set(now)):
                 if key not in RESUMABLE and before.get(key) != now.get(key):
