@@ -127,6 +127,7 @@ class Settings:
     n: int = 30
     seed: int = 0
     seeds: int = 2
+    reference_seeds: int | None = None  # None: ``seeds``
     protocols: tuple[str, ...] = ("default",)
     resolution: int = DEFAULT_RESOLUTION
     reference_steps: int | None = None  # None: STEPS_FACTOR x the default protocol's
@@ -288,7 +289,7 @@ def reference_protocol(settings: Settings, space: SearchSpace) -> tuple[Protocol
     everything = load_dataset(spec)
     epochs, train_images = fit_steps(steps, base.training.batch_size, len(everything.train_y))
     training = dataclasses.replace(base.training, epochs=epochs, train_images=train_images, val_images=settings.reference_val_images)
-    seeds = tuple(range(REFERENCE_SEED_BASE, REFERENCE_SEED_BASE + settings.seeds))
+    seeds = tuple(range(REFERENCE_SEED_BASE, REFERENCE_SEED_BASE + (settings.reference_seeds or settings.seeds)))
     return Protocol("reference", training, ProxyAdaptation(settings.resolution, 0), spec, 0, seeds), note
 
 

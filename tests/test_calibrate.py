@@ -135,6 +135,21 @@ def test_real_calibration_writes_every_probe_and_resumes_without_training(space,
 
 # -- the command, with hand-made accuracies ---------------------------------------------------------------------
 
+def test_more_reference_seeds_train_only_the_reference_again(space, tmp_path, monkeypatch):
+    out = tmp_path / "cal"
+    monkeypatch.setattr(calibrate_module, "proxy_train", FakeTrainer(tiny_order(space)))
+    assert calibrate(space, out) == 0
+    counter = FakeTrainer(tiny_order(space))
+    monkeypatch.setattr(calibrate_module, "proxy_train", counter)
+    assert calibrate(space, out, "--reference-seeds", "3") == 0
+    assert counter.calls == 4, "one more reference seed for each of the 4 architectures, nothing else"
+    result = json.loads((out / "calibration.json").read_text())
+    assert result["reference"]["seeds"] == [1000, 1001, 1002] and result["protocols"][0]["seeds"] == [0, 1]
+    assert "--reference-seeds 3" in result["command"]
+    figures = result["sets"]["calibration"]
+    assert figures["probes"]["default"]["seeds"] == 2 and figures["reference"]["mean_reliability"] == 1.0
+
+
 def test_a_probe_equal_to_the_reference_has_rho_1_a_reversed_one_minus_1(space, tmp_path, monkeypatch):
     monkeypatch.setattr(calibrate_module, "proxy_train", FakeTrainer(tiny_order(space), reversed_px=24))
     out = tmp_path / "cal"
@@ -250,6 +265,7 @@ def test_holdout_set_is_disjoint_and_reported_separately(space, tmp_path, monkey
 @pytest.mark.parametrize("argv, needle", [
     (["--n", "2"], "--n: expected an integer >= 3"),
     (["--seeds", "0"], "--seeds"),
+    (["--reference-seeds", "1"], "--reference-seeds"),
     (["--bogus"], "unrecognized arguments"),
     (["--space", "no-such-space"], "no-such-space"),
     (["--protocols", "default,warp=9"], "unknown key 'warp'"),

@@ -30,7 +30,7 @@ from gensynth.search.objective import dominates, pareto_front
 from gensynth.search.record import CandidateRecord
 from gensynth.search.report import front, rejections
 from gensynth.space import load_space
-from tiny_space import write_tiny_space  # noqa: E402
+from tiny_space import write_protocol, write_tiny_space  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PLUGINS = ROOT / "tests" / "plugins"
@@ -193,8 +193,8 @@ def test_measured_file_plugin_from_the_command_line(tiny, baseline, tmp_path, ca
     base = records(baseline)
     assert any(r["feasible"] and r["measurements"]["params"] > limit for r in base), "precondition: baseline has a big one"
     out = tmp_path / "run"
-    argv = ["search", "--space", str(tiny), "--budget", "3", "--seed", "0", "--out", str(out), "--train-images", "64",
-            "--val-images", "50", "--latency-runs", "1", "--no-progress", "--constraint", f"{from_file}:ParamCeiling"]
+    argv = ["search", "--space", str(tiny), "--config", str(write_protocol(tmp_path)), "--budget", "3", "--seed", "0",
+            "--out", str(out), "--no-progress", "--constraint", f"{from_file}:ParamCeiling"]  # the baseline's protocol
     with one_torch_thread():
         code = main(argv)
     assert code in (0, 1), capsys.readouterr().err
@@ -232,9 +232,8 @@ def test_python_objects_passed_to_run_search(tiny, baseline, tmp_path):
 
 def test_a_plugin_that_raises_fails_one_candidate_and_the_search_goes_on(tiny, tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["search", "--space", str(tiny), "--budget", "2", "--seed", "0", "--out", str(out), "--train-images", "64",
-            "--val-images", "50", "--latency-runs", "1", "--no-progress",
-            "--constraint", f"{PLUGINS / 'exploding.py'}:ExplodesOnce"]
+    argv = ["search", "--space", str(tiny), "--config", str(write_protocol(tmp_path)), "--budget", "2", "--seed", "0",
+            "--out", str(out), "--no-progress", "--constraint", f"{PLUGINS / 'exploding.py'}:ExplodesOnce"]
     with one_torch_thread():
         code = main(argv)
     assert code == 0, capsys.readouterr().err

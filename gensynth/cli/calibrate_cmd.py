@@ -34,6 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "(training keys, resolution, skip_reductions, data), e.g. 'default,epochs=4+train_images=2048' (default: default)")
     p.add_argument("--seeds", type=integer(1), default=2,
                    help="training seeds per architecture, for the reference, every protocol and the zero-cost proxies (default: 2)")
+    p.add_argument("--reference-seeds", type=integer(2), metavar="N",
+                   help="the reference's training seeds alone, to average more of them than the probes' (default: --seeds)")
     p.add_argument("--reference-steps", type=integer(1), metavar="STEPS",
                    help="the reference's optimisation steps (default: 10x the default protocol's, 160)")
     p.add_argument("--reference-val-images", type=integer(1), default=10_000, metavar="IMAGES",
@@ -54,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..calibrate import Settings, calibrate  # torch: only when a calibration runs
 
-    settings = Settings(out=args.out, space=args.space, n=args.n, seed=args.seed, seeds=args.seeds,
+    settings = Settings(out=args.out, space=args.space, n=args.n, seed=args.seed, seeds=args.seeds, reference_seeds=args.reference_seeds,
                         protocols=tuple(args.protocols.split(",")), resolution=args.resolution, reference_steps=args.reference_steps,
                         reference_val_images=args.reference_val_images, reference_data=args.reference_data,
                         holdout_seed=args.holdout_seed, threads=args.threads, report_only=args.report_only)
@@ -78,6 +80,7 @@ def command(args: argparse.Namespace) -> str:
     words = ["gensynth", "calibrate", "--space", args.space, "--n", str(args.n), "--seed", str(args.seed), "--out", str(args.out),
              "--protocols", args.protocols, "--seeds", str(args.seeds), "--reference-val-images", str(args.reference_val_images),
              "--reference-data", args.reference_data, "--resolution", str(args.resolution), "--threads", str(args.threads)]
+    words += ["--reference-seeds", str(args.reference_seeds)] if args.reference_seeds else []
     words += ["--reference-steps", str(args.reference_steps)] if args.reference_steps else []
     words += ["--holdout-seed", str(args.holdout_seed)] if args.holdout_seed is not None else []
     words += ["--report-only"] if args.report_only else []
